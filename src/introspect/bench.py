@@ -1,0 +1,131 @@
+"""`introspect bench`: what LE's explanations cost next to CE, and what the device-resident loader buys.
+
+Everything compared is measured side by side in one run: the methods' training steps are timed in
+interleaved rounds (ce, le(grad), le(gradcam), ..., ce, ...) so drift of the machine hits each
+alike, and the medians are compared. Output lines:
+
+    step_ms <method> <model> <device> <median ms>
+    ratio <method> <model> <device> <median step / median ce step>
+    images_per_s loader <introspect|torchvision> <device> <value>
+    ratio loader introspect/torchvision <device> <value>
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+
+from .data import DATASETS, DeviceLoader
+from .explain import EXPLAINERS
+from .methods import METHODS
+from .models import MODELS
+from .config import family
+from .train import pick_device
+
+SHAPES = {"mlp": "mnist"}  # the dataset each family is benchmarked on (default: cifar10)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_times(model_name: str, device: torch.device, batch_size: int, steps: int) -> dict[str, list[float]]:
+    src = DATASETS.get(SHAPES.get(family(model_name), "cifar10"))
+    torch.manual_seed(0)
+    base = MODELS.build(model_name, src.channels, src.size, len(src.classes))
+    variants = {"ce": ("ce", {})}
+    for ex in EXPLAINERS.names():
+        if base.conv_layer is not None or not EXPLAINERS.get(ex).needs_conv:
+            variants[f"le_{ex}"] = ("le", {"explainer": ex, "warmup": 0})
+    runs = {}
+    for label, (method, opts) in variants.items():
+        m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device)
+        opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        runs[label] = (m.train(), opt)
+    x = torch.randn(batch_size, src.channels, src.size, src.size, device=device)
+    y = torch.randint(0, len(src.classes), (batch_size,), device=device)
+
+    def step(label: str) -> float:
+        m, opt = runs[label]
+        _sync(device)
+        t0 = time.perf_counter()
+        loss, _ = m.loss(x, y, epoch=0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for label in runs:  # warm-up: allocator, kernels, autograd caches
+        for _ in range(3):
+            step(label)
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(steps):
+        for label in runs:
+            times[label].append(step(label))
+    return times
+
+
+def loader_throughput(device: torch.device, n: int, batch_size: int, rounds: int = 3) -> dict[str, float]:
+    """images/s over one pass of n CIFAR10-shaped images with the paper's augmentation."""
+    import torchvision.transforms.v2 as T
+    from torch.utils.data import DataLoader, Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    ours = DeviceLoader(x, y, mean, std, batch_size, device, augment="crop_flip", shuffle=True)
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToDtype(torch.float32, scale=True),
+                    T.Normalize(mean.tolist(), std.tolist())])
+
+    class Images(Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return tf(x[i]), y[i]
+
+    workers = min(4, torch.get_num_threads())
+    theirs = DataLoader(Images(), batch_size=batch_size, shuffle=True, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def one_pass(batches) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        for xb, yb in batches:
+            xb = xb.to(device, non_blocking=True)
+            yb = yb.to(device, non_blocking=True)
+        _sync(device)
+        return n / (time.perf_counter() - t0)
+
+    rates = {"introspect": [], "torchvision": []}
+    one_pass(ours.batches(gen)), one_pass(theirs)  # warm-up (worker start-up)
+    for _ in range(rounds):
+        rates["introspect"].append(one_pass(ours.batches(gen)))
+        rates["torchvision"].append(one_pass(theirs))
+    return {k: statistics.median(v) for k, v in rates.items()} | {"workers": workers}
+
+
+def run_bench(device: str, models: list[str], batch_size: int, steps: int, loader_images: int) -> None:
+    dev = pick_device(device)
+    for name in models:
+        MODELS.get(name, "--models")
+    print(f"# device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch {batch_size}, {steps} interleaved steps per method", flush=True)
+    for name in models:
+        times = step_times(name, dev, batch_size, steps)
+        ce = statistics.median(times["ce"])
+        for label, ts in times.items():
+            print(f"step_ms {label} {name} {dev.type} {1000 * statistics.median(ts):.2f}")
+        for label, ts in times.items():
+            if label != "ce":
+                print(f"ratio {label} {name} {dev.type} {statistics.median(ts) / ce:.3f}", flush=True)
+    rates = loader_throughput(dev, loader_images, batch_size)
+    print(f"images_per_s loader introspect {dev.type} {rates['introspect']:.0f}")
+    print(f"images_per_s loader torchvision {dev.type} {rates['torchvision']:.0f}  (DataLoader, {rates['workers']} workers)")
+    print(f"ratio loader introspect/torchvision {dev.type} {rates['introspect'] / rates['torchvision']:.2f}")

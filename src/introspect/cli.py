@@ -1,0 +1,152 @@
+"""`introspect prepare | models | train | bench`: thin argparse over the library's functions.
+
+Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
+or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .registry import ConfigError
+
+PROG = "introspect"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage + error, as one line
+        print(f"{PROG}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _user_config(args) -> dict:
+    from .config import apply_sets
+
+    user: dict = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"--config: no file {path}")
+        user = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"--config: {path} must hold a mapping of keys")
+    flags = {"dataset": args.dataset, "model": args.model, "method": args.method}
+    for sec, name in flags.items():
+        if name is not None:
+            node = user.setdefault(sec, {})
+            if not isinstance(node, dict):
+                node = user[sec] = {"name": node}
+            node["name"] = name
+    for key in ("seed", "epochs", "device"):
+        if getattr(args, key) is not None:
+            user[key] = getattr(args, key)
+    return apply_sets(user, args.set or [])
+
+
+def cmd_prepare(args) -> int:
+    from .data import prepare
+
+    out = Path(args.out or f"data/processed/{args.dataset}.pt")
+    summary = prepare(args.dataset, out, Path(args.raw), args.val_fraction, args.seed)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .data import DATASETS
+    from .models import MODELS, count_parameters
+
+    src = DATASETS.get(args.dataset, "--dataset")
+    for name in MODELS.names():
+        try:
+            n = count_parameters(MODELS.build(name, src.channels, src.size, len(src.classes)))
+        except ValueError as exc:  # e.g. four pools on an image too small for them
+            print(f"{name:10s} {'-':>10s}  ({exc})")
+            continue
+        print(f"{name:10s} {n:>10,d}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import resolve
+    from .train import build, train
+
+    cfg = resolve(_user_config(args))
+    build(cfg)  # impossible combinations fail here, before the run folder exists
+    if args.print_config:
+        print(json.dumps(cfg, indent=2, sort_keys=True))
+        return 0
+    if not args.out:
+        raise ConfigError("--out: required (the run folder)")
+    metrics = train(cfg, Path(args.out))
+    print(json.dumps(metrics, sort_keys=True))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(args.device, args.models.split(","), args.batch_size, args.steps, args.loader_images)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    s = sub.add_parser("prepare", help="turn a dataset into one checksummed tensor file")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", help="default: data/processed/<dataset>.pt")
+    s.add_argument("--raw", default="data/raw", help="where raw downloads live (per dataset subfolder)")
+    s.add_argument("--val-fraction", type=float, default=0.1, help="share of train carved out as validation")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("models", help="list the models and their parameter counts for a dataset")
+    s.add_argument("--dataset", default="cifar10")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train one run into a folder (resumes if the folder holds a checkpoint)")
+    s.add_argument("--dataset")
+    s.add_argument("--model")
+    s.add_argument("--method")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--out", help="the run folder")
+    s.add_argument("--config", help="a YAML/JSON file of config keys, applied before the flags")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method.alpha=0.8")
+    s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("bench", help="step-time ratios of LE to CE and loader throughput on this device")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--models", default="resnet8,resnet14,mlp1024")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--steps", type=int, default=15, help="timed steps per method (median reported)")
+    s.add_argument("--loader-images", type=int, default=10000, help="images per loader timing")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    from .train import Diverged
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, Diverged) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

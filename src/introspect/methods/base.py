@@ -1,0 +1,40 @@
+"""The one interface the training loop knows: a Method owns a step's forward and returns its loss.
+
+A method is an ``nn.Module`` holding the model it trains (``self.model``) and any trainable
+parts of its own; the loop optimizes ``trainable_parameters()``, checkpoints ``state_dict()``
+and evaluates ``self.model``. Options are keyword-only ``__init__`` arguments with type hints:
+the registry validates user options against them, so a new method is one registered class.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..registry import ConfigError, Registry
+
+METHODS = Registry("method")
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE(p, t) = -sum_k t_k log p_k with p = softmax(logits), averaged over the batch; t may be soft."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def require(ok: bool, key: str, expected: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+class Method(nn.Module):
+    def __init__(self, model: nn.Module, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (loss, logits) for a training batch at 0-based ``epoch``."""
+        raise NotImplementedError

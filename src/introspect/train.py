@@ -1,0 +1,163 @@
+"""The one training loop, for every method.
+
+A run folder holds ``config.json`` (resolved), ``checkpoint.pt`` (written atomically after every
+epoch: method/model, optimizer, scheduler, every RNG state, the history so far), ``history.parquet``
+(one row per epoch) and, at the end, ``metrics.json``. A run started again in the same folder
+resumes from its checkpoint; on the CPU it ends bit-identical to a run that was never stopped.
+The step has no host synchronization: losses and accuracies accumulate on the device and are
+read once per epoch.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from .data import DATASETS, DataError, load_prepared, loader
+from .fileio import save_json, save_parquet, save_torch
+from .methods import METHODS
+from .models import MODELS
+from .registry import ConfigError
+
+# MultiStepLR keeps its milestones in a Counter; allow it in weights-only checkpoint loading.
+torch.serialization.add_safe_globals([collections.Counter])
+
+
+class Diverged(RuntimeError):
+    """The loss became non-finite; the run stopped and its last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda asked for but no CUDA device is visible; choices here: auto, cpu")
+    return torch.device(name)
+
+
+def build(cfg: dict):
+    """The model and the method of a resolved config (ConfigError for impossible combinations)."""
+    src = DATASETS.get(cfg["dataset"]["name"])
+    m = cfg["model"]
+    model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
+    opts = {k: v for k, v in cfg["method"].items() if k != "name"}
+    method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
+    return model, method
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches) -> tuple[float, float]:
+    """(mean CE loss, accuracy in %) of ``model`` in eval mode over an iterable of batches."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    loss, correct, n = torch.zeros((), device=dev), torch.zeros((), device=dev), 0
+    for x, y in batches:
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        n += len(y)
+    model.train(was_training)
+    loss, correct = torch.stack([loss, correct]).tolist()
+    return loss / max(n, 1), 100.0 * correct / max(n, 1)
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    strip = lambda c: {k: v for k, v in c.items() if k != "device"}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def train(cfg: dict, out: Path, log=sys.stderr) -> dict:
+    """Train the run ``cfg`` (resolved) into folder ``out``; return its final metrics."""
+    out = Path(out)
+    ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
+    device = pick_device(cfg["device"])
+    data = load_prepared(Path(cfg["dataset"]["path"]))
+    if data["name"] != cfg["dataset"]["name"]:
+        raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
+    name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
+
+    torch.manual_seed(cfg["seed"])
+    model, method = build(cfg)
+    method.to(device)
+    o = cfg["optim"]
+    opt = torch.optim.SGD(method.trainable_parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=o["milestones"], gamma=o["gamma"])
+    gen = torch.Generator(device=device).manual_seed(cfg["seed"])
+    history: list[dict] = []
+
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if not _same_run(state["config"], cfg):
+            raise ConfigError(f"{out}: holds a run with a different config; use another --out or remove that folder")
+        method.load_state_dict(state["method"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        gen.set_state(state["rng"]["loader"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        history = state["history"]
+        if len(history) == cfg["epochs"] and metrics_path.exists():
+            print(f"[{name}] already complete in {out}", file=log)
+            return json.loads(metrics_path.read_text())
+        print(f"[{name}] resuming after epoch {len(history)} from {ckpt_path}", file=log)
+    save_json(cfg, out / "config.json")
+
+    batch, augment = cfg["batch_size"], cfg["dataset"]["augment"]
+    train_batches = loader(data, "train", batch, device, augment, shuffle=True)
+    evals = {s: loader(data, s, cfg["eval_batch_size"], device) for s in ("val", "test")}
+
+    for epoch in range(len(history), cfg["epochs"]):
+        t0 = time.perf_counter()
+        method.train()
+        loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        lr = opt.param_groups[0]["lr"]
+        for x, y in train_batches.batches(gen):
+            loss, logits = method.loss(x, y, epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+        sched.step()
+        train_loss, train_correct = torch.stack([loss_sum, correct]).tolist()
+        train_seconds = time.perf_counter() - t0
+        n = len(train_batches)
+        if not math.isfinite(train_loss):
+            kept = f"its last good checkpoint (epoch {len(history)}) is kept" if history else "no checkpoint was written"
+            raise Diverged(f"{out}: epoch {epoch + 1}: training loss is {train_loss}; run stopped, {kept}")
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / n, "train_acc": 100.0 * train_correct / n}
+        for split, batches in evals.items():
+            row[f"{split}_loss"], row[f"{split}_acc"] = evaluate(method.model, batches.batches())
+        row["seconds"] = time.perf_counter() - t0
+        row["images_per_s"] = n / train_seconds
+        history.append(row)
+        rng = {"torch": torch.get_rng_state(), "loader": gen.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_torch(
+            {"config": cfg, "method": method.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "rng": rng, "history": history},
+            ckpt_path,
+        )
+        save_parquet(history, out / "history.parquet")
+        print(
+            f"[{name}] epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
+            f"val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  lr {lr:g}  {row['seconds']:.1f}s  "
+            f"{row['images_per_s']:.0f} img/s",
+            file=log,
+            flush=True,
+        )
+
+    last = history[-1]
+    metrics = {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
+    metrics |= {"test_err": 100.0 - last["test_acc"], "epochs": len(history)}
+    save_json(metrics, metrics_path)
+    return metrics
