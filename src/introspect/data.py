@@ -55,7 +55,7 @@ def _torchvision(cls_name: str, raw: Path, train: bool):
     except Exception as exc:  # offline, or a broken archive
         raise DataError(
             f"{raw}: no {cls_name} there and it could not be downloaded ({type(exc).__name__}); "
-            f"on a machine with internet run `introspect prepare --dataset {cls_name.lower()} --raw {raw}` "
+            f"on a machine with internet run `introspect prepare --dataset {cls_name.lower()} --raw {raw.parent}` "
             f"or copy torchvision's {cls_name} files into {raw}"
         ) from None
 
