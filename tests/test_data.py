@@ -29,7 +29,7 @@ def test_digits_is_real_offline_and_stratified(tmp_path):
     summary = prepare("digits", tmp_path / "digits.pt", raw=tmp_path)
     d = load_prepared(tmp_path / "digits.pt")
     assert summary["train"] + summary["val"] + summary["test"] == 1797
-    assert d["tensors"]["x_test"].shape[1:] == (1, 32, 32)
+    assert d["tensors"]["x_test"].shape[1:] == (1, 16, 16)
     counts = torch.bincount(d["tensors"]["y_test"], minlength=10)
     assert counts.min() >= 35 and counts.max() <= 37  # 360 test images, stratified
 

@@ -1,4 +1,4 @@
-"""`introspect prepare | models | train | bench`: thin argparse over the library's functions.
+"""`introspect prepare | models | train | explain | report | bench`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
 or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
@@ -87,6 +87,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .analysis import explain_run
+
+    result = explain_run(Path(args.run), Path(args.out), args.explainer, args.examples, args.device)
+    print(f"{args.out}: {result['explainer']} maps of {len(result['labels'])} images, "
+          f"class similarity over the test set", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -122,6 +131,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method.alpha=0.8")
     s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("explain", help="explain a trained run's test set (data of Figures 1 and 2)")
+    s.add_argument("--run", required=True, help="a finished run folder")
+    s.add_argument("--out", required=True, help="the torch file to write")
+    s.add_argument("--explainer", help="default: the run's own (LE) or the paper's for the model")
+    s.add_argument("--examples", type=int, default=10, help="test images kept with their maps (one per class)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("bench", help="step-time ratios of LE to CE and loader throughput on this device")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

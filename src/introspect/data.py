@@ -89,10 +89,10 @@ class MNIST(Source):
 
 @DATASETS.register("digits")
 class Digits(Source):
-    """scikit-learn's bundled 8x8 digits (1,797 images, real and offline), upsampled to 32x32 so
+    """scikit-learn's bundled 8x8 digits (1,797 images, real and offline), upsampled to 16x16 so
     every model family (CNN-10 has four 2x2 pools) runs on it; a fixed stratified 80/20 split."""
 
-    channels, size = 1, 32
+    channels, size = 1, 16
     classes = tuple(str(d) for d in range(10))
 
     def fetch(self, raw):

@@ -1,0 +1,165 @@
+"""The experiment config (params.yaml): validate it, pick a scale, expand it into runs.
+
+Used by the Snakemake workflow (workflow/rules/common.smk) to build the DAG and by the report to
+know which runs make which table. A run is named by what it is,
+``{dataset}/{model}/{variant}/seed{n}``, where ``variant`` is a table row's label, with
+``-{value}`` appended for a member of a sweep. The same run named by two tables is trained once.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .config import resolve
+from .registry import ConfigError
+from .train import build
+
+SCALES = ("quick", "paper")
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    model: str
+    variant: str
+    seed: int
+    config: dict = field(compare=False, hash=False)  # the user config handed to `introspect train`
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}/{self.model}/{self.variant}/seed{self.seed}"
+
+
+@dataclass
+class Row:
+    label: str
+    method: str
+    sweep_key: str | None
+    variants: dict[str, object]  # variant -> swept value (None when no sweep)
+
+
+@dataclass
+class Table:
+    name: str
+    caption: str
+    paper_table: str
+    paper_dataset: str
+    dataset: str
+    metric: str
+    models: list[str]
+    rows: list[Row]
+
+
+@dataclass
+class Plan:
+    scale: str
+    seeds: list[int]
+    significance: float
+    tables: list[Table]
+    runs: dict[str, Run]
+    explanations: dict[str, Run]  # paper dataset -> the run whose maps make Figures 1 and 2
+
+
+def at_scale(value, scale: str, key: str = ""):
+    """Resolve every ``{quick: a, paper: b}`` mapping inside ``value`` to the one for ``scale``."""
+    if isinstance(value, dict):
+        if value and set(value) <= set(SCALES):
+            if scale not in value:
+                raise ConfigError(f"{key}: no value for scale {scale!r}; given: {', '.join(value)}")
+            return at_scale(value[scale], scale, key)
+        return {k: at_scale(v, scale, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [at_scale(v, scale, key) for v in value]
+    return value
+
+
+def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
+    """Structure and types against workflow/schemas/config.schema.yaml: one line naming the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = next(iter(sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))), None)
+    if error is not None:
+        key = ".".join(map(str, error.absolute_path)) or "params"
+        raise ConfigError(f"{key}: {error.message}")
+
+
+def set_dotted(cfg: dict, key: str, value) -> None:
+    *path, leaf = key.split(".")
+    node = cfg
+    for part in path:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def variant_name(label: str, value) -> str:
+    return label if value is None else f"{label}-{value}"
+
+
+def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> Plan:
+    """Validate ``params`` and expand it; every run's config is resolved (and so checked) here."""
+    check_schema(params, schema_path)
+    scale = scale or params["scale"]
+    p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
+    runs: dict[str, Run] = {}
+
+    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict) -> None:
+        for seed in p["seeds"]:
+            user = copy.deepcopy(p["recipes"].get(dataset, {}))
+            user |= {"dataset": {"name": dataset}, "model": {"name": model}, "seed": seed}
+            user["method"] = {"name": method, **p.get("method_options", {}).get(method, {})}
+            for k, v in sets.items():
+                set_dotted(user, k, v)
+            try:
+                build(resolve(user))
+            except ConfigError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+            run = Run(dataset, model, variant, seed, user)
+            if run.id in runs and runs[run.id].config != user:
+                raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
+            runs[run.id] = run
+
+    tables = []
+    for name, t in p["tables"].items():
+        dataset = p["datasets"].get(t["dataset"])
+        if dataset is None:
+            raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
+        models = t["models"]
+        rows = []
+        for label, r in t["rows"].items():
+            key = f"tables.{name}.rows.{label}"
+            sweep = r.get("sweep") or {}
+            if len(sweep) > 1:
+                raise ConfigError(f"{key}.sweep: one key per sweep, got {', '.join(sweep)}")
+            (sweep_key, values), = sweep.items() if sweep else ((None, [None]),)
+            if sweep and not values:
+                raise ConfigError(f"{key}.sweep.{sweep_key}: empty list")
+            variants = {variant_name(label, v): v for v in values}
+            for model in models:
+                for variant, value in variants.items():
+                    sets = dict(r.get("set") or {})
+                    if sweep_key:
+                        sets[sweep_key] = value
+                    add(key, dataset, model, variant, r["method"], sets)
+            rows.append(Row(label, r["method"], sweep_key, variants))
+        tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
+                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows))
+
+    explanations = {}
+    for paper_ds, e in (p.get("explanations") or {}).items():
+        dataset = p["datasets"].get(paper_ds)
+        run_id = f"{dataset}/{e['model']}/{e['row']}/seed{e['seed']}"
+        if run_id not in runs:
+            raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
+        explanations[paper_ds] = runs[run_id]
+    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations)
+
+
+def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:
+    params = yaml.safe_load(Path(path).read_text())
+    return plan({**params, **(overrides or {})}, scale)
