@@ -27,7 +27,9 @@ def _user_config(args) -> dict:
     from .config import apply_sets
 
     user: dict = {}
-    if args.config:
+    if args.config_json:
+        user = json.loads(args.config_json)
+    elif args.config:
         path = Path(args.config)
         if not path.is_file():
             raise ConfigError(f"--config: no file {path}")
@@ -82,14 +84,23 @@ def cmd_train(args) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out: required (the run folder)")
+    _claim_gpu(args)
     metrics = train(cfg, Path(args.out))
     print(json.dumps(metrics, sort_keys=True))
     return 0
 
 
+def _claim_gpu(args) -> None:
+    if args.claim_gpu:
+        from .gpu import claim
+
+        claim()  # before anything touches CUDA
+
+
 def cmd_explain(args) -> int:
     from .analysis import explain_run
 
+    _claim_gpu(args)
     result = explain_run(Path(args.run), Path(args.out), args.explainer, args.examples, args.device)
     print(f"{args.out}: {result['explainer']} maps of {len(result['labels'])} images, "
           f"class similarity over the test set", file=sys.stderr)
@@ -128,8 +139,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["auto", "cpu", "cuda"])
     s.add_argument("--out", help="the run folder")
     s.add_argument("--config", help="a YAML/JSON file of config keys, applied before the flags")
+    s.add_argument("--config-json", help="the same as inline JSON (what the workflow passes)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method.alpha=0.8")
     s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("explain", help="explain a trained run's test set (data of Figures 1 and 2)")
@@ -138,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--explainer", help="default: the run's own (LE) or the paper's for the model")
     s.add_argument("--examples", type=int, default=10, help="test images kept with their maps (one per class)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("bench", help="step-time ratios of LE to CE and loader throughput on this device")

@@ -156,6 +156,7 @@ def train(cfg: dict, out: Path, log=sys.stderr) -> dict:
             flush=True,
         )
 
+    save_parquet(history, out / "history.parquet")  # again: a rerun may find only the checkpoint
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
     metrics |= {"test_err": 100.0 - last["test_acc"], "epochs": len(history)}

@@ -1,0 +1,28 @@
+# The experiment DAG: prepare data -> train every run -> explain -> report.
+# What runs is declared once in params.yaml; how a run trains is the `introspect` package.
+#   snakemake --cores all                      (the embedded quick scale, CPU)
+#   snakemake --cores all --config scale=paper --profile workflow/profiles/gpu
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "reports/index.md",
+    default_target: True
+
+
+rule train_all:
+    input:
+        all_metrics(),
+        all_explanations(),

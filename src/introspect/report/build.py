@@ -1,0 +1,155 @@
+"""``make_report``: every table, claim verdict, figure and summary of a plan's results, under one folder.
+
+Missing runs and explanation files are marked where they would appear and listed in index.md;
+they never stop the report.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import claims as claims_mod
+from . import figures, fmt, tables
+from .results import METRICS, Results, curves, load_explanations, run_rows
+from ..fileio import atomic_write, save_json
+from ..pipeline import Plan
+
+RESULTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("dataset", pa.string()), ("paper_datasets", pa.string()), ("tables", pa.string()),
+    ("paper_tables", pa.string()), ("model", pa.string()), ("variant", pa.string()), ("label", pa.string()),
+    ("method", pa.string()), ("method_options", pa.string()), ("sweep_key", pa.string()),
+    ("sweep_value", pa.string()), ("seed", pa.int64()), *((k, pa.float64()) for k in METRICS),
+    ("epochs", pa.int64()), ("wall_seconds", pa.float64()),
+])
+TITLE = "Introspective Learning by Distilling Knowledge from Online Self-explanation (LE)"
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_csv(path: Path, columns, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    atomic_write(path, lambda f: pq.write_table(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA), f))
+
+
+def dataset_mapping(plan: Plan) -> list[tuple[str, str]]:
+    return sorted({(t.paper_dataset, t.dataset) for t in plan.tables})
+
+
+def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[str]], missing_explanations: list[str],
+                   code_version: str, config_path: str) -> str:
+    def link(path: str, text: str | None = None) -> str:
+        return f"[{text or path}]({path})"
+
+    mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
+    out = [f"# Report: {TITLE}\n",
+           f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}; "
+           f"{len(res.runs)} of {len(plan.runs)} runs present.\n",
+           "## Datasets\n", fmt.markdown(["paper dataset", "run at this scale"], mapping),
+           "## Tables\n"]
+    for table in plan.tables:
+        out.append(f"- **{table.name}** (paper {table.paper_table}): {table.caption}: "
+                   f"{link(f'tables/{table.name}.md', 'Markdown')}, {link(f'tables/{table.name}.tex', 'LaTeX')}")
+    out += [f"- {link('tables/sweeps.md', 'Sweeps')}: every swept value, the one chosen on the validation split marked\n",
+            "## Claims\n", f"{link('claims.md')} ({link('claims.csv', 'CSV')})\n",
+            fmt.markdown(["claim", "source", "verdict"],
+                                [[c["id"], c.get("source", ""), claims_mod.claim_verdict(ls)] for c, ls in evaluated]),
+            "## Figures\n"]
+    for stem in files["figures"]:
+        name = Path(stem).name
+        out.append(f"### {name}\n\n![{name}]({stem}.png)\n\n{link(f'{stem}.pdf', 'PDF')}\n")
+    out += ["## Data\n",
+            f"- {link('results.parquet')}: one row per present run (config, seed, final metrics, wall time)",
+            f"- {link('metrics.json')}: mean of each table's metric per model and row (chosen sweep values)",
+            "- Learning curves (mean over seeds) for `dvc plots show`: "
+            + (", ".join(link(c, Path(c).stem) for c in files["curves"]) or "none") + "\n",
+            "## Missing\n"]
+    if res.missing or missing_explanations:
+        out += [f"- run `{r}`" for r in res.missing] + [f"- explanations `{e}`" for e in missing_explanations]
+        out.append("")
+    else:
+        out.append(f"Nothing: all {len(plan.runs)} runs and their explanation files are present.\n")
+    out.append(f"Produced by code version {code_version} with config {config_path}.")
+    return "\n".join(out) + "\n"
+
+
+def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_version: str, config_path: str) -> dict:
+    """Write the report of ``plan``'s runs under ``results`` into ``out``.
+
+    ``reference`` is the folder holding paper_tables.csv and paper_claims.yaml. Returns
+    ``{"files": [paths relative to out], "missing_runs": [run ids], "missing_explanations": [paths]}``.
+    """
+    results, out = Path(results), Path(out)
+    res = Results(plan, results)
+    paper = tables.read_paper(Path(reference) / "paper_tables.csv")
+    written: list[Path] = []
+
+    def text(rel: str, content: str) -> None:
+        write_text(out / rel, content)
+        written.append(out / rel)
+
+    write_parquet(out / "results.parquet", run_rows(res))
+    written.append(out / "results.parquet")
+
+    for table in plan.tables:
+        rendered = tables.build_table(table, res, paper)
+        text(f"tables/{table.name}.md", rendered.markdown())
+        text(f"tables/{table.name}.tex", rendered.latex())
+    text("tables/sweeps.md", tables.sweeps_markdown(plan, res))
+
+    explanations, missing_explanations = {}, []
+    for paper_dataset, run in sorted(plan.explanations.items()):
+        path = results / run.id / "explanations.pt"
+        explanations[paper_dataset] = load_explanations(path)
+        if explanations[paper_dataset] is None:
+            missing_explanations.append(str(path))
+
+    evaluated = claims_mod.evaluate_all(claims_mod.read_claims(Path(reference) / "paper_claims.yaml"),
+                                        plan, res, explanations)
+    text("claims.md", claims_mod.markdown(evaluated, plan))
+    write_csv(out / "claims.csv", claims_mod.CSV_COLUMNS, claims_mod.csv_rows(evaluated))
+    written.append(out / "claims.csv")
+
+    stems = []
+    for paper_dataset, data in explanations.items():
+        run = plan.explanations[paper_dataset]
+        title = f"{paper_dataset}: {run.id} ({'?' if data is None else data.get('explainer', '?')})"
+        for name, draw in (("figure1", figures.figure1), ("figure2", figures.figure2)):
+            stem = f"figures/{name}_{paper_dataset}"
+            if data is None:
+                written += figures.placeholder(out / stem, f"{title}: explanations missing")
+            else:
+                written += draw(data, out / stem, title)
+            stems.append(stem)
+    figure3 = [t for t in plan.tables if t.paper_table == "figure3"]
+    for table in figure3:
+        stem = "figures/figure3" if len(figure3) == 1 else f"figures/figure3_{table.name}"
+        written += figures.figure3(table, res, out / stem)
+        stems.append(stem)
+
+    save_json(tables.headline(plan, res), out / "metrics.json")
+    written.append(out / "metrics.json")
+
+    curve_files = []
+    for name, rows in curves(res).items():
+        rel = f"curves/{name}.csv"
+        write_csv(out / rel, ["epoch", "train_loss", "val_acc", "test_acc"], rows)
+        written.append(out / rel)
+        curve_files.append(rel)
+
+    text("index.md", index_markdown(plan, res, evaluated, {"figures": stems, "curves": curve_files},
+                                    missing_explanations, code_version, config_path))
+    return {"files": sorted(str(p.relative_to(out)) for p in written),
+            "missing_runs": res.missing, "missing_explanations": missing_explanations}

@@ -1,0 +1,214 @@
+"""What the runs of a plan left behind, and the summaries every part of the report shares.
+
+A run is *present* when its ``metrics.json`` can be read; anything else is *missing* and is
+reported, never fatal. A sweep row is summarised by the value chosen on the validation split
+(highest mean ``val_acc`` over seeds; ties go to the value declared first): the test set never
+picks anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..pipeline import Plan, Row, Run, Table
+
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err")
+CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: Run
+    metrics: dict
+    config: dict  # the resolved config.json; the plan's user config when that file is missing
+    history: list[dict]  # one row per epoch; empty when history.parquet is missing
+
+    @property
+    def wall_seconds(self) -> float | None:
+        seconds = [h["seconds"] for h in self.history if h.get("seconds") is not None]
+        return float(sum(seconds)) if seconds else None
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Per-seed values of one quantity (in the plan's seed order) out of ``expected`` seeds."""
+
+    values: tuple[float, ...]
+    expected: int
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:  # sample standard deviation (ddof=1), as papers report over seeds
+        return float(np.std(self.values, ddof=1)) if self.n >= 2 else math.nan
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The variant a row shows for one model: the only one, or the sweep value chosen on val."""
+
+    variant: str | None  # None: no run of the row is present
+    value: object  # the swept value (None without a sweep)
+
+
+COMPLEMENT = {"test_acc": "test_err", "test_err": "test_acc"}  # each is 100 minus the other, in percent
+
+
+def metric(metrics: dict, key: str) -> float | None:
+    """``key`` of a metrics.json; test_acc and test_err are read one from the other when one is absent."""
+    if key in metrics:
+        return float(metrics[key])
+    if COMPLEMENT.get(key) in metrics:
+        return 100.0 - float(metrics[COMPLEMENT[key]])
+    return None
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception:  # a damaged file is reported as no history, like a missing one
+        return []
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Results:
+    """The present runs of ``plan`` under ``folder`` (``<folder>/<run_id>/...``) and the missing ones."""
+
+    def __init__(self, plan: Plan, folder: Path):
+        self.plan = plan
+        self.folder = Path(folder)
+        self.runs: dict[str, RunResult] = {}
+        for run_id in sorted(plan.runs):
+            run, path = plan.runs[run_id], self.folder / run_id
+            metrics = _read_json(path / "metrics.json")
+            if metrics is None:
+                continue
+            config = _read_json(path / "config.json") or run.config
+            self.runs[run_id] = RunResult(run, metrics, config, _read_history(path / "history.parquet"))
+        self.missing = sorted(set(plan.runs) - set(self.runs))
+
+    def _ids(self, dataset: str, model: str, variant: str) -> list[str]:
+        return [Run(dataset, model, variant, seed, {}).id for seed in self.plan.seeds]
+
+    def stat(self, dataset: str, model: str, variant: str | None, key: str) -> Stat:
+        """Metric ``key`` (see :func:`metric`) of every present seed of one variant."""
+        present = [] if variant is None else [self.runs[i] for i in self._ids(dataset, model, variant) if i in self.runs]
+        values = (metric(r.metrics, key) for r in present)
+        return Stat(tuple(v for v in values if v is not None), len(self.plan.seeds))
+
+    def choose(self, dataset: str, model: str, row: Row) -> Choice:
+        if len(row.variants) == 1:
+            (variant, value), = row.variants.items()
+            return Choice(variant, value)
+        best: tuple[float, str] | None = None
+        for variant in row.variants:  # declared order, so a tie keeps the first value
+            val = self.stat(dataset, model, variant, "val_acc")
+            if val.n and (best is None or val.mean > best[0]):
+                best = (val.mean, variant)
+        if best is None:
+            return Choice(None, None)
+        return Choice(best[1], row.variants[best[1]])
+
+    def history(self, dataset: str, model: str, variant: str) -> list[list[dict]]:
+        return [self.runs[i].history for i in self._ids(dataset, model, variant) if i in self.runs]
+
+
+def memberships(plan: Plan) -> dict[str, list[tuple[Table, Row]]]:
+    """run id -> every (table, row) that shows it (the same run can serve several tables)."""
+    out: dict[str, list[tuple[Table, Row]]] = {}
+    for table in plan.tables:
+        for row in table.rows:
+            for model in table.models:
+                for variant in row.variants:
+                    for seed in plan.seeds:
+                        out.setdefault(Run(table.dataset, model, variant, seed, {}).id, []).append((table, row))
+    return out
+
+
+def _join(items) -> str:
+    return ",".join(sorted(set(items)))
+
+
+def run_rows(results: Results) -> list[dict]:
+    """One flat record per present run: what it is, what it was set to and what it scored."""
+    member = memberships(results.plan)
+    rows = []
+    for run_id, res in sorted(results.runs.items()):
+        run, places = res.run, member.get(run_id, [])
+        row = places[0][1] if places else None
+        method = dict(res.config.get("method") or {})
+        sweep_value = row.variants.get(run.variant) if row else None
+        rows.append({
+            "run_id": run_id,
+            "dataset": run.dataset,
+            "paper_datasets": _join(t.paper_dataset for t, _ in places),
+            "tables": _join(t.name for t, _ in places),
+            "paper_tables": _join(t.paper_table for t, _ in places),
+            "model": run.model,
+            "variant": run.variant,
+            "label": row.label if row else run.variant,
+            "method": method.pop("name", row.method if row else None),
+            "method_options": json.dumps(method, sort_keys=True),
+            "sweep_key": row.sweep_key if row else None,
+            "sweep_value": None if sweep_value is None else str(sweep_value),
+            "seed": run.seed,
+            **{k: metric(res.metrics, k) for k in METRICS},
+            "epochs": int(res.metrics["epochs"]) if "epochs" in res.metrics else None,
+            "wall_seconds": res.wall_seconds,
+        })
+    return rows
+
+
+def mean_curve(histories: list[list[dict]], columns=CURVE_COLUMNS) -> list[dict]:
+    """Per epoch, the mean over the seeds that reached it of each column."""
+    by_epoch: dict[int, list[dict]] = {}
+    for history in histories:
+        for h in history:
+            by_epoch.setdefault(int(h["epoch"]), []).append(h)
+    return [{"epoch": e, **{c: float(np.mean([h[c] for h in hs])) for c in columns}}
+            for e, hs in sorted(by_epoch.items())]
+
+
+def curves(results: Results) -> dict[str, list[dict]]:
+    """``<dataset>-<model>-<variant>`` -> its mean learning curve, for every combination with a present run."""
+    keys = sorted({(r.run.dataset, r.run.model, r.run.variant) for r in results.runs.values()})
+    out = {}
+    for dataset, model, variant in keys:
+        histories = [h for h in results.history(dataset, model, variant) if h]
+        if histories:
+            out[f"{dataset}-{model}-{variant}"] = mean_curve(histories)
+    return out
+
+
+def load_explanations(path: Path) -> dict | None:
+    """An explanations.pt (see introspect.analysis) or None when it is missing or unreadable."""
+    if not Path(path).is_file():
+        return None
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return data if isinstance(data, dict) and "similarity" in data and "classes" in data else None

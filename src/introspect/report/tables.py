@@ -1,0 +1,159 @@
+"""The paper's tables, ours next to the published numbers, plus every sweep shown whole.
+
+Per model a table has three columns: ours (mean ± std over seeds, n), the paper's (mean ± std,
+from workflow/reference/paper_tables.csv) and the difference ours − paper. Paper values match on
+(table, paper dataset, model, row label, metric); other published rows for the same table and
+metric (e.g. test_err_pereyra2017 in Table 3) are shown below as reference rows.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import fmt
+from .results import Choice, Results
+from ..pipeline import Plan, Row, Table
+
+SYMBOLS = {"method.alpha": "α", "method.beta": "β", "model.dropout": "p"}
+METRIC_NOTES = {
+    "test_acc": "test accuracy (%), higher is better",
+    "test_err": "test error (%) = 100 − test accuracy, lower is better",
+}
+
+
+@dataclass(frozen=True)
+class Ref:
+    mean: float
+    std: float | None
+    note: str
+
+
+Paper = dict[tuple[str, str, str, str, str], Ref]  # (table, dataset, model, method, metric) -> value
+
+
+def read_paper(path: Path) -> Paper:
+    with open(path, newline="") as f:
+        return {(r["table"], r["dataset"], r["model"], r["method"], r["metric"]):
+                Ref(float(r["mean"]), float(r["std"]) if r["std"] else None, r.get("source_note") or "")
+                for r in csv.DictReader(f)}
+
+
+def paper_cell(ref: Ref | None) -> str:
+    if ref is None:
+        return fmt.DASH
+    return fmt.num(ref.mean) if ref.std is None else f"{fmt.num(ref.mean)} ± {fmt.num(ref.std)}"
+
+
+def sweep_symbol(key: str) -> str:
+    return SYMBOLS.get(key, key.rsplit(".", 1)[-1])
+
+
+def row_label(row: Row, choices: dict[str, Choice]) -> str:
+    """``ls (α=0.9)``; per model when the validation split chose differently for each."""
+    if row.sweep_key is None:
+        return row.label
+    sym = sweep_symbol(row.sweep_key)
+    chosen = {str(c.value) for c in choices.values() if c.variant is not None}
+    if not chosen:
+        return f"{row.label} ({sym}: no run)"
+    if len(chosen) == 1 and all(c.variant is not None for c in choices.values()):
+        return f"{row.label} ({sym}={chosen.pop()})"
+    per_model = ", ".join(f"{'—' if c.variant is None else c.value} for {m}" for m, c in choices.items())
+    return f"{row.label} ({sym}={per_model})"
+
+
+def dataset_note(table: Table, scale: str) -> str:
+    if table.dataset == table.paper_dataset:
+        return f"ours on {table.dataset}"
+    return f"ours on {table.dataset} (stands in for {table.paper_dataset} at scale {scale})"
+
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def caption(table: Table, scale: str) -> str:
+    sweeps = any(r.sweep_key for r in table.rows)
+    text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); paper: published mean ± std; "
+            f"Δ = ours − paper. Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
+    if sweeps:
+        text += " Sweep rows show the value chosen on the validation split (highest mean val_acc over seeds)."
+    return text
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    caption: str
+    models: list[str]
+    rows: list[list[str]]  # ours
+    references: list[list[str]]  # other published rows of the same table
+
+    def markdown(self) -> str:
+        header = ["method", *(f"{m} {col}" for m in self.models for col in ("ours", "paper", "Δ"))]
+        return f"**{self.name}**: {self.caption}\n\n" + fmt.markdown(header, self.rows + self.references)
+
+    def latex(self) -> str:
+        header = ["method", *(col for _ in self.models for col in ("ours", "paper", "Δ"))]
+        groups = [("", 1), *((m, 3) for m in self.models)]
+        return fmt.latex(header, [self.rows, self.references], self.caption, f"tab:{self.name}", groups)
+
+
+def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
+    key = (table.paper_table, table.paper_dataset)
+    rows = []
+    for row in table.rows:
+        choices = {m: results.choose(table.dataset, m, row) for m in table.models}
+        cells = [row_label(row, choices)]
+        for model, choice in choices.items():
+            ours = results.stat(table.dataset, model, choice.variant, table.metric)
+            ref = paper.get((*key, model, row.label, table.metric))
+            diff = ours.mean - ref.mean if ref is not None and ours.n else None
+            cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
+        rows.append(cells)
+    extra = sorted({(k[4], k[3]) for k in paper
+                    if k[:2] == key and k[2] in table.models and k[4].startswith(f"{table.metric}_")})
+    references = []
+    for metric, method in extra:
+        refs = [paper.get((*key, m, method, metric)) for m in table.models]
+        note = next((r.note for r in refs if r is not None and r.note), metric)
+        references.append([f"{method}, {note}", *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH))])
+    return Rendered(table.name, caption(table, results.plan.scale), list(table.models), rows, references)
+
+
+def sweeps_markdown(plan: Plan, results: Results) -> str:
+    """Every value of every sweep, with the one chosen on the validation split marked."""
+    parts = ["# Sweeps\n",
+             "Each swept value's mean validation accuracy and mean test metric over seeds. The chosen value "
+             "(marked ✓) has the highest mean val_acc; the test metric plays no part in the choice.\n"]
+    for table in plan.tables:
+        swept = [r for r in table.rows if r.sweep_key]
+        if not swept:
+            continue
+        lines = []
+        for row in swept:
+            for model in table.models:
+                chosen = results.choose(table.dataset, model, row).variant
+                for variant, value in row.variants.items():
+                    val = results.stat(table.dataset, model, variant, "val_acc")
+                    test = results.stat(table.dataset, model, variant, table.metric)
+                    lines.append([row.label, model, row.sweep_key, str(value), fmt.mean_std(val),
+                                  fmt.mean_std(test), "✓" if variant == chosen else ""])
+        header = ["row", "model", "key", "value", "val_acc", table.metric, "chosen"]
+        parts.append(f"## {table.name} ({dataset_note(table, plan.scale)})\n\n" + fmt.markdown(header, lines))
+    if len(parts) == 2:
+        parts.append("No table of this config has a sweep.\n")
+    return "\n".join(parts)
+
+
+def headline(plan: Plan, results: Results) -> dict:
+    """{table: {model: {row label: mean of the table's metric}}}, chosen sweep value for sweep rows."""
+    out: dict = {}
+    for table in plan.tables:
+        for model in table.models:
+            for row in table.rows:
+                stat = results.stat(table.dataset, model, results.choose(table.dataset, model, row).variant, table.metric)
+                if stat.n:
+                    out.setdefault(table.name, {}).setdefault(model, {})[row.label] = round(stat.mean, 4)
+    return out

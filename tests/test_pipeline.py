@@ -1,0 +1,112 @@
+"""The experiment config: scale selection, run expansion, and one-line rejection of bad configs."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from introspect import pipeline
+from introspect.registry import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_every_table_row_and_model_has_its_runs(scale):
+    plan = pipeline.plan(PARAMS, scale)
+    assert plan.scale == scale
+    for table in plan.tables:
+        for model in table.models:
+            for row in table.rows:
+                for variant in row.variants:
+                    for seed in plan.seeds:
+                        assert f"{table.dataset}/{model}/{variant}/seed{seed}" in plan.runs
+
+
+def test_quick_scale_is_the_offline_set_with_every_method_and_family():
+    plan = pipeline.plan(PARAMS, "quick")
+    assert {r.dataset for r in plan.runs.values()} == {"digits"}
+    assert len(plan.seeds) >= 3
+    methods = {r.config["method"]["name"] for r in plan.runs.values()}
+    assert methods == {"ce", "ls", "cp", "le", "le_permut"}
+    explainers = {r.config["method"].get("explainer") for r in plan.runs.values()} - {None}
+    assert explainers == {"grad", "grad_input", "guided_bp", "gradcam"}
+    assert any(r.config["model"].get("dropout") for r in plan.runs.values())
+    assert {r.model[:3] for r in plan.runs.values()} == {"res", "cnn", "mlp"}
+
+
+def test_paper_scale_has_the_papers_sweeps_and_five_seeds():
+    plan = pipeline.plan(PARAMS, "paper")
+    assert plan.seeds == [0, 1, 2, 3, 4]
+    t2 = next(t for t in plan.tables if t.name == "table2")
+    sweeps = {r.label: list(r.variants.values()) for r in t2.rows if r.sweep_key}
+    assert sweeps == {"dropout": [0.1, 0.25, 0.5, 0.75], "ls": [0.6, 0.7, 0.8, 0.9],
+                      "cp": [0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0]}
+    assert {r.dataset for r in plan.runs.values()} == {"cifar10", "mnist"}
+    run = plan.runs["cifar10/resnet8/le_gradcam/seed3"]
+    assert run.config["method"] == {"name": "le", "explainer": "gradcam", "warmup": 10}
+
+
+def test_same_run_from_two_tables_is_trained_once():
+    plan = pipeline.plan(PARAMS, "quick")
+    ids = [r.id for r in plan.runs.values()]
+    assert len(ids) == len(set(ids))
+    assert "digits/resnet8/le_grad/seed0" in plan.runs  # in table 6 and figure 3
+
+
+def mutate(path: str, value):
+    params = copy.deepcopy(PARAMS)
+    *parents, leaf = path.split(".")
+    node = params
+    for p in parents:
+        node = node[p]
+    if value is DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return params
+
+
+DELETE = object()
+
+BAD = [
+    ("scale", "huge", "scale: 'huge' is not one of"),
+    ("significance", 2, "significance: 2 is greater than or equal to the maximum"),
+    ("seeds", [], "seeds: [] is not valid"),
+    ("seeds", "zero", "seeds: 'zero' is not valid"),
+    ("typo_key", 1, "params: Additional properties are not allowed ('typo_key' was unexpected)"),
+    ("tables.table2.rows.ce.method", "sgd", "tables.table2.rows.ce: method.name: unknown method 'sgd'"),
+    ("tables.table2.models", ["resnet9"], "tables.table2.rows.ce: model.name: unknown model 'resnet9'; choices:"),
+    ("tables.table2.rows.ce.colour", "red", "tables.table2.rows.ce: Additional properties are not allowed"),
+    ("tables.table2.rows.le_gradcam.set", {"method.explainer": "lime"},
+     "tables.table2.rows.le_gradcam: method.explainer: unknown explainer 'lime'"),
+    ("tables.table3.rows.le_grad.set", {"method.explainer": "gradcam"},
+     "tables.table3.rows.le_grad: method.explainer: gradcam needs a convolutional model"),
+    ("tables.table2.rows.ls.sweep", {"method.alpha": [0.9, -1.0]},
+     "tables.table2.rows.ls: method.alpha: expected a number in (0, 1], got -1.0"),
+    ("tables.table2.rows.cp.sweep", {"method.beta": []}, "tables.table2.rows.cp.sweep.method.beta: [] is not valid"),
+    ("tables.table2.rows.ce.set", {"optim.lr": -0.1}, "tables.table2.rows.ce: optim.lr: expected a number > 0, got -0.1"),
+    ("tables.table2.rows.ce.set", {"optim.lr": "fast"}, "tables.table2.rows.ce: optim.lr: expected a number, got 'fast'"),
+    ("tables.table2.rows.ce.set", {"model.in_channels": 3},
+     "tables.table2.rows.ce: model.in_channels: resnet8 for 3 channels cannot read digits"),
+    ("tables.table2.dataset", "imagenet", "tables.table2.dataset: 'imagenet' is not in datasets"),
+    ("datasets.cifar10", {"quick": "svhn", "paper": "cifar10"}, "dataset.name: unknown dataset 'svhn'"),
+    ("recipes.digits", {"epochs": 0}, "epochs: expected an integer >= 1, got 0"),
+    ("recipes.digits", {"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
+    ("method_options.le", {"warmup": -2}, "method.warmup: expected an integer >= 0, got -2"),
+    ("method_options.le", {"colour": 1}, "method.colour: not an option of method 'le'"),
+    ("explanations.cifar10.row", "le_nothing", "explanations.cifar10: run digits/resnet8/le_nothing/seed0 is not in any table"),
+    ("tables.table2.metric", "f1", "tables.table2.metric: 'f1' is not one of"),
+    ("tables", DELETE, "params: 'tables' is a required property"),
+    ("tables.table2.rows.le_gradcam.set", {"method.alpha": {"paper": 0.9}},
+     "tables.table2.rows.le_gradcam.set.method.alpha: no value for scale 'quick'; given: paper"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", BAD, ids=[f"{b[0]}={b[1]}" for b in BAD])
+def test_bad_config_is_one_line_naming_the_key(path, value, message):
+    with pytest.raises(ConfigError) as err:
+        pipeline.plan(mutate(path, value), "quick")
+    text = str(err.value)
+    assert "\n" not in text and message in text, text

@@ -1,0 +1,286 @@
+"""The report, on fake results with known numbers (nothing is trained here)."""
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from scipy.stats import ttest_ind
+
+from introspect import pipeline
+from introspect.config import resolve
+from introspect.registry import ConfigError
+from introspect.report import make_report
+from introspect.report import claims as claims_mod
+from introspect.report.results import Stat
+
+REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference"
+LE = {"method": "le", "set": {"method.explainer": "gradcam"}}
+PARAMS = {
+    "scale": "quick",
+    "significance": 0.05,
+    "seeds": [0, 1, 2],
+    "datasets": {"cifar10": "synthetic", "mnist": "synthetic"},
+    "recipes": {},
+    "tables": {
+        "table2": {"caption": "Regularization methods (test accuracy, %)", "dataset": "cifar10", "metric": "test_acc",
+                   "models": ["resnet8"],
+                   "rows": {"ce": {"method": "ce"}, "ls": {"method": "ls", "sweep": {"method.alpha": [0.8, 0.9]}},
+                            "le_gradcam": LE}},
+        "table3": {"caption": "Regularization methods (test error, %)", "dataset": "mnist", "metric": "test_err",
+                   "models": ["mlp1024"],
+                   "rows": {"ce": {"method": "ce"}, "le_grad": {"method": "le", "set": {"method.explainer": "grad"}}}},
+        "figure3": {"caption": "LE with each explainer", "paper_table": "figure3", "dataset": "cifar10",
+                    "models": ["resnet8"],
+                    "rows": {f"le_{e}": {"method": "le", "set": {"method.explainer": e}}
+                             for e in ("grad_input", "guided_bp", "grad", "gradcam")}},
+    },
+    "explanations": {"cifar10": {"model": "resnet8", "row": "le_gradcam", "seed": 0},
+                     "mnist": {"model": "mlp1024", "row": "le_grad", "seed": 0}},
+}
+# Per-seed test accuracy (and val accuracy where it matters) of every variant.
+TEST = {
+    ("resnet8", "ce"): [80, 81, 82],
+    ("resnet8", "ls-0.8"): [70, 71, 72],  # best on val ...
+    ("resnet8", "ls-0.9"): [95, 96, 97],  # ... best on test: the table must show 0.8
+    ("resnet8", "le_gradcam"): [90, 91, 92],
+    ("resnet8", "le_grad_input"): [60, 70, 80],
+    ("resnet8", "le_guided_bp"): [65, 75, 85],
+    ("resnet8", "le_grad"): [86, 87, 88],
+    ("mlp1024", "ce"): [95, 96, 97],
+    ("mlp1024", "le_grad"): [85, 86, 87],
+}
+VAL = {("resnet8", "ls-0.8"): [90, 90.5, 91], ("resnet8", "ls-0.9"): [85, 85.5, 86]}
+MISSING = "synthetic/resnet8/ls-0.9/seed2"
+PAIRS = [(0, 6), (1, 7), (3, 5), (4, 9)]
+CLAIMS = {"claims": [
+    {"id": "C1", "source": "Table 1", "text": "KD beats CE.", "compare": ["kd", ">", "ce"],
+     "where": {"dataset": "cifar10", "models": ["cnn8"]}},
+    {"id": "C4", "source": "Tables 2 and 3", "text": "LE beats the regularizers.",
+     "compare": ["le", ">", ["ce", "dropout", "ls", "cp"]], "where": {"cifar10": ["resnet8"], "mnist": ["mlp1024"]}},
+    {"id": "C9", "source": "Figure 3", "text": "Explainer order.",
+     "compare": ["le_grad_input", "<", "le_guided_bp", "<", "le_grad", "<", "le_gradcam"],
+     "where": {"dataset": "cifar10", "models": ["resnet8"]}},
+    {"id": "T1", "source": "test", "text": "LE beats CE.", "compare": ["le_gradcam", ">", "ce"],
+     "where": {"dataset": "cifar10", "models": ["resnet8"]}},
+    {"id": "T2", "source": "test", "text": "LE is competitive.", "compare": ["le_gradcam", ">=", ["ce", "le_grad"]],
+     "where": {"dataset": "cifar10", "models": ["resnet8"]}},
+    {"id": "C10", "source": "Figure 2", "text": "Similar classes are close.", "check": "top 3"},
+]}
+
+
+def pair_similarity(c: int = 10) -> torch.Tensor:
+    sim = torch.full((c, c), 0.1)
+    for a, b in PAIRS:
+        sim[a, b] = sim[b, a] = 0.9
+    return sim.fill_diagonal_(1.0)
+
+
+def fake_explanations(classes: list[str], map_shape: tuple, n: int = 3) -> dict:
+    g = torch.Generator().manual_seed(0)
+    c = len(classes)
+    return {"run": "fake", "explainer": "fake", "classes": classes, "similarity": pair_similarity(c),
+            "images": torch.rand(n, 3, 16, 16, generator=g), "labels": torch.arange(n), "predictions": torch.arange(n),
+            "maps": torch.randn(n, c, *map_shape, generator=g), "cos": torch.rand(n, c, generator=g)}
+
+
+def write_run(root: Path, run: pipeline.Run, test: float, val: float) -> None:
+    d = root / run.id
+    d.mkdir(parents=True)
+    metrics = {"train_loss": 0.1, "train_acc": 99.0, "val_loss": 0.2, "val_acc": val, "test_loss": 0.3,
+               "test_acc": test, "test_err": 100.0 - test, "epochs": 3}
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    (d / "config.json").write_text(json.dumps(resolve(run.config)))
+    history = [{"epoch": e, "lr": 0.05, "train_loss": 1.0 / (e + 1), "train_acc": 90.0, "val_loss": 0.2,
+                "val_acc": val - 2 + e, "test_loss": 0.3, "test_acc": test - 2 + e, "seconds": 2.5, "images_per_s": 1e3}
+               for e in range(3)]
+    pq.write_table(pa.Table.from_pylist(history), d / "history.parquet")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return pipeline.plan(PARAMS)
+
+
+@pytest.fixture(scope="module")
+def setup(plan, tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    results, reference = root / "results", root / "reference"
+    for run_id, run in plan.runs.items():
+        if run_id != MISSING:
+            test = TEST[run.model, run.variant][run.seed]
+            write_run(results, run, test, VAL.get((run.model, run.variant), [t + 1 for t in TEST[run.model, run.variant]])[run.seed])
+    torch.save(fake_explanations([f"c{k}" for k in range(10)], (4, 4)),
+               results / plan.explanations["cifar10"].id / "explanations.pt")
+    torch.save(fake_explanations([str(k) for k in range(10)], (3, 16, 16)),
+               results / plan.explanations["mnist"].id / "explanations.pt")
+    reference.mkdir()
+    (reference / "paper_tables.csv").write_text((REFERENCE / "paper_tables.csv").read_text())
+    (reference / "paper_claims.yaml").write_text(yaml.safe_dump(CLAIMS))
+    out = root / "reports"
+    summary = make_report(plan, results, reference, out, code_version="abc1234", config_path="params.yaml")
+    return {"root": root, "results": results, "reference": reference, "out": out, "summary": summary}
+
+
+def claim_rows(out: Path) -> list[dict]:
+    with open(out / "claims.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_sweep_is_chosen_on_validation_not_test(setup):
+    md = (setup["out"] / "tables" / "table2.md").read_text()
+    assert "| ls (α=0.8) | 71.00 ± 1.00 (3) | 88.14 ± 0.16 | -17.14 |" in md
+    assert "α=0.9" not in md
+    sweeps = (setup["out"] / "tables" / "sweeps.md").read_text()
+    assert "| ls | resnet8 | method.alpha | 0.8 | 90.50 ± 0.50 (3) | 71.00 ± 1.00 (3) | ✓ |" in sweeps
+    assert "| ls | resnet8 | method.alpha | 0.9 | 85.25 ± 0.35 (2 of 3) | 95.50 ± 0.71 (2 of 3) |  |" in sweeps
+
+
+def test_table_mean_std_n_paper_value_and_difference(setup):
+    out = setup["out"]
+    md = (out / "tables" / "table2.md").read_text()
+    assert "| ce | 81.00 ± 1.00 (3) | 87.95 ± 0.32 | -6.95 |" in md
+    assert "ours on synthetic (stands in for cifar10 at scale quick)" in md.lower()
+    table3 = (out / "tables" / "table3.md").read_text()  # test error: 100 - accuracy
+    assert "| ce | 4.00 ± 1.00 (3) | 1.39 ± 0.05 | +2.61 |" in table3
+    assert "reported by Pereyra et al. 2017" in table3  # extra published rows
+    figure3 = (out / "tables" / "figure3.md").read_text()
+    assert "| le_grad | 87.00 ± 1.00 (3) | — | — |" in figure3  # no paper numbers for Figure 3
+    tex = (out / "tables" / "table2.tex").read_text()
+    assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert r"ls ($\alpha$=0.8) & 71.00 $\pm$ 1.00 (3) & 88.14 $\pm$ 0.16 & -17.14 \\" in tex
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline["table2"]["resnet8"]["ls"] == 71.0 and headline["table3"]["mlp1024"]["le_grad"] == 14.0
+
+
+def test_welch_p_matches_scipy(setup):
+    row = next(r for r in claim_rows(setup["out"]) if r["claim"] == "T1")
+    expected = ttest_ind(TEST["resnet8", "le_gradcam"], TEST["resnet8", "ce"], equal_var=False).pvalue
+    assert float(row["p_value"]) == pytest.approx(expected, rel=1e-12)
+    assert float(row["diff"]) == pytest.approx(10.0) and row["verdict"] == "supported"
+
+
+def test_claim_verdicts(setup):
+    rows = claim_rows(setup["out"])
+    verdict = {r["claim"]: r["claim_verdict"] for r in rows}
+    assert verdict["T1"] == "supported"
+    assert verdict["C1"] == "not run in this config"
+    assert verdict["C9"] == "inconclusive"  # one supported link, two overlapping ones
+    assert verdict["C4"] == "not supported"  # le_grad (le on mnist) loses to ce
+    assert verdict["T2"] == "supported"
+    by = {(r["claim"], r["model"], r["comparison"]): r for r in rows}
+    assert by["C4", "mlp1024", "le_grad > ce"]["verdict"] == "not supported"
+    assert by["C4", "resnet8", "le_gradcam > ls (α=0.8)"]["verdict"] == "supported"
+    assert by["C4", "resnet8", "le_gradcam > dropout"]["verdict"] == "not run in this config"
+    assert [r["verdict"] for r in rows if r["claim"] == "C1"] == ["not run in this config"]  # one line
+    assert by["C4", "resnet8", "le_gradcam > ce"]["line_verdict"] == "inconclusive"  # dropout, cp not run
+    assert [by["C9", "resnet8", c]["verdict"] for c in
+            ("le_grad_input < le_guided_bp", "le_guided_bp < le_grad", "le_grad < le_gradcam")] == \
+        ["inconclusive", "inconclusive", "supported"]
+    assert "ranks 1 of 3; le_gradcam − the best other: +4.00 (le_grad)" in by["T2", "resnet8", "le_gradcam >= ce"]["note"]
+    md = (setup["out"] / "claims.md").read_text()
+    assert "## C1 (Table 1): not run in this config" in md and "Not run in this config." in md
+
+
+def test_figure2_rank_check(setup):
+    rows = [r for r in claim_rows(setup["out"]) if r["claim"] == "C10"]
+    assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "cifar10"} == {"not applicable at this scale"}
+    assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "mnist"} == {"supported"}
+    assert rows[0]["claim_verdict"] == "supported"
+    sim = pair_similarity().numpy()
+    sim[3, [0, 1, 2]] = 0.95  # three classes above 5 in 3's row: 5 ranks 4th there
+    checks = claims_mod.check_pairs(sim, [str(k) for k in range(10)], [("3", "5"), ("4", "9"), ("truck", "cat")])
+    assert [c.ranks for c in checks] == [(4, 1), (1, 1), None]
+    assert [c.passes for c in checks] == [False, True, False]
+
+
+def test_verdict_rules():
+    assert claims_mod.verdict(1.0, 0.01, ">", 0.05) == "supported"
+    assert claims_mod.verdict(-1.0, 0.01, ">", 0.05) == "not supported"
+    assert claims_mod.verdict(1.0, 0.2, ">", 0.05) == "inconclusive"
+    assert claims_mod.verdict(1.0, 0.01, "<", 0.05) == "not supported"
+    assert claims_mod.verdict(1.0, math.nan, ">", 0.05) == "inconclusive"
+    assert claims_mod.verdict(-1.0, 0.2, ">=", 0.05) == "supported"
+    assert claims_mod.verdict(-1.0, 0.01, ">=", 0.05) == "not supported"
+    assert math.isnan(claims_mod.welch([1.0], [2.0, 3.0]))  # fewer than 2 seeds
+    assert math.isnan(claims_mod.welch([1.0, 1.0], [1.0, 1.0]))  # no variance at all
+    assert claims_mod.combine(["supported", "inconclusive"]) == "inconclusive"
+    assert claims_mod.combine(["supported", "not supported"]) == "not supported"
+    s = Stat((1.0, 2.0, 3.0), 3)
+    assert (s.mean, s.std, s.n) == (2.0, 1.0, 3) and math.isnan(Stat((1.0,), 3).std)
+
+
+def test_compare_parsing():
+    assert claims_mod.parse(["a", ">", ["b", "c"]]) == [("a", ">", "b"), ("a", ">", "c")]
+    assert claims_mod.parse([["a", "b"], ">", "c"]) == [("a", ">", "c"), ("b", ">", "c")]
+    assert claims_mod.parse(["a", "<", "b", "<", "c"]) == [("a", "<", "b"), ("b", "<", "c")]
+    assert claims_mod.parse([["a", ">", "b"], ["c", ">", "a"]]) == [("a", ">", "b"), ("c", ">", "a")]
+    with pytest.raises(ValueError, match="cannot read"):
+        claims_mod.parse(["a", "?", "b"])
+    assert claims_mod.places({"dataset": "d", "models": ["m", "n"]}) == [("d", "m"), ("d", "n")]
+    assert claims_mod.places({"d": ["m"], "e": ["n"]}) == [("d", "m"), ("e", "n")]
+
+
+def test_reference_claims_all_parse():
+    try:
+        claims = claims_mod.read_claims(REFERENCE / "paper_claims.yaml")
+    except ConfigError as exc:
+        pytest.skip(f"workflow/reference/paper_claims.yaml does not load: {exc}")
+    for claim in claims:
+        if "compare" in claim:
+            assert claims_mod.parse(claim["compare"]) and claims_mod.places(claim["where"])
+
+
+def test_missing_run_is_reported(setup):
+    out = setup["out"]
+    assert setup["summary"]["missing_runs"] == [MISSING]
+    assert f"- run `{MISSING}`" in (out / "index.md").read_text()
+
+
+def test_results_parquet_one_row_per_present_run(setup, plan):
+    rows = pq.read_table(setup["out"] / "results.parquet").to_pylist()
+    assert sorted(r["run_id"] for r in rows) == sorted(set(plan.runs) - {MISSING})
+    ls = next(r for r in rows if r["run_id"] == "synthetic/resnet8/ls-0.8/seed1")
+    assert ls["label"] == "ls" and ls["method"] == "ls" and ls["sweep_key"] == "method.alpha"
+    assert ls["sweep_value"] == "0.8" and json.loads(ls["method_options"])["alpha"] == 0.8
+    assert ls["test_acc"] == 71.0 and ls["seed"] == 1 and ls["epochs"] == 3 and ls["wall_seconds"] == 7.5
+    ce = next(r for r in rows if r["run_id"] == "synthetic/resnet8/ce/seed0")
+    assert ce["tables"] == "table2" and ce["paper_datasets"] == "cifar10"
+
+
+def test_figures_and_curves_written(setup):
+    out = setup["out"]
+    for stem in ("figure1_cifar10", "figure2_cifar10", "figure1_mnist", "figure2_mnist", "figure3"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0
+    curve = (out / "curves" / "synthetic-resnet8-ce.csv").read_text().splitlines()
+    assert curve[0] == "epoch,train_loss,val_acc,test_acc" and len(curve) == 4
+    assert np.allclose([float(x) for x in curve[-1].split(",")], [2, 1 / 3, 82.0, 81.0])
+
+
+def test_index_links_resolve(setup):
+    out = setup["out"]
+    index = (out / "index.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", index)
+    assert {"tables/table2.md", "tables/table2.tex", "tables/sweeps.md", "claims.md", "results.parquet",
+            "figures/figure3.png"} <= set(links)
+    assert all((out / link).is_file() for link in links)
+    assert "Produced by code version abc1234 with config params.yaml" in index
+    assert sorted(setup["summary"]["files"]) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_missing_explanations_do_not_crash(setup, plan):
+    (setup["results"] / plan.explanations["cifar10"].id / "explanations.pt").unlink()
+    out = setup["root"] / "reports_missing"
+    summary = make_report(plan, setup["results"], setup["reference"], out, "abc1234", "params.yaml")
+    assert len(summary["missing_explanations"]) == 1
+    assert (out / "figures" / "figure1_cifar10.png").stat().st_size > 0
+    assert "- explanations `" in (out / "index.md").read_text()
+    c10 = [r for r in claim_rows(out) if r["claim"] == "C10" and r["paper_dataset"] == "cifar10"]
+    assert c10[0]["line_verdict"] == "inconclusive" and "missing" in c10[0]["note"]

@@ -1,0 +1,117 @@
+"""The Snakemake DAG and the DVC stages, run for real on a shrunk quick config."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from introspect import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    out = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), *args],
+                         cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+def shrunk_params() -> dict:
+    """The quick config, one seed, two epochs: every method and model family still in it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = {"quick": [0], "paper": [0]}
+    params["recipes"]["digits"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": [1]}}
+    params["method_options"] = {"le": {"warmup": 1}, "le_permut": {"warmup": 1}}
+    return params
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("quick")
+    (work / "params.yaml").write_text(yaml.safe_dump(shrunk_params()))
+    snakemake("--cores", "2", "--directory", str(work))
+    return work
+
+
+def test_quick_dag_end_to_end(quick_run):
+    plan = pipeline.load(quick_run / "params.yaml")
+    rows = pq.read_table(quick_run / "reports" / "results.parquet").to_pylist()
+    assert {r["run_id"] for r in rows} == set(plan.runs)
+    for table in plan.tables:
+        md = (quick_run / "reports" / "tables" / f"{table.name}.md").read_text()
+        tex = (quick_run / "reports" / "tables" / f"{table.name}.tex").read_text()
+        assert "\\toprule" in tex and "\\bottomrule" in tex
+        for row in table.rows:
+            assert row.label in md, (table.name, row.label)
+    methods_run = {json.loads(r["config"])["method"]["name"] if "config" in r else r["method"] for r in rows}
+    assert methods_run == {r.config["method"]["name"] for r in plan.runs.values()}
+    index = (quick_run / "reports" / "index.md").read_text()
+    for name in ("table2", "table3", "table6_mnist", "table6_cifar10", "figure3", "claims.md",
+                 "figure1_cifar10.png", "figure2_mnist.png", "figure3.png"):
+        assert name in index
+    for fig in ("figure1_cifar10", "figure2_cifar10", "figure1_mnist", "figure2_mnist", "figure3"):
+        for ext in ("png", "pdf"):
+            assert (quick_run / "reports" / "figures" / f"{fig}.{ext}").stat().st_size > 1000
+    assert "C4" in (quick_run / "reports" / "claims.md").read_text()
+
+
+def test_rerun_does_nothing(quick_run):
+    out = snakemake("--cores", "2", "--directory", str(quick_run), "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_changing_one_le_option_reruns_only_le_runs(quick_run, tmp_path):
+    params = yaml.safe_load((quick_run / "params.yaml").read_text())
+    params["method_options"]["le"]["warmup"] = 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(params))
+    out = snakemake("--cores", "2", "--directory", str(quick_run), "--configfile", str(changed), "-n", "train_all")
+    text = out.stdout + out.stderr
+    retrained = {line.split("results/")[1].split("/metrics.json")[0] for line in text.splitlines()
+                 if line.strip().startswith("output: results/") and "metrics.json" in line}
+    plan = pipeline.load(changed)
+    le_runs = {rid for rid, r in plan.runs.items() if r.config["method"]["name"] == "le"}
+    assert retrained == le_runs and le_runs
+
+
+def test_paper_dry_run_holds_every_tables_runs(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    out = snakemake("-n", "--directory", str(tmp_path), "--config", "scale=paper")
+    text = out.stdout + out.stderr
+    plan = pipeline.load(ROOT / "params.yaml", scale="paper")
+    for run_id in plan.runs:
+        assert f"results/{run_id}/metrics.json" in text, run_id
+    assert "data/processed/cifar10.pt" in text and "data/processed/mnist.pt" in text
+
+
+def test_bad_config_stops_before_any_job_with_one_line(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["tables"]["table2"]["rows"]["ce"]["method"] = "sgd"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = snakemake("--cores", "1", "--directory", str(tmp_path), check=False)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["introspect: config error: tables.table2.rows.ce: method.name: unknown method 'sgd'; "
+                     "choices: ce, cp, le, le_permut, ls"]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_lint_is_clean():
+    out = snakemake("--lint", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dvc_repro_dry_runs_the_same_snakemake_targets():
+    out = subprocess.run([str(BIN / "dvc"), "repro", "--dry"], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "snakemake --cores all train_all" in out.stdout
+    assert "snakemake --cores all all" in out.stdout
