@@ -115,7 +115,8 @@ def setup(plan, tmp_path_factory):
     for run_id, run in plan.runs.items():
         if run_id != MISSING:
             test = TEST[run.model, run.variant][run.seed]
-            write_run(results, run, test, VAL.get((run.model, run.variant), [t + 1 for t in TEST[run.model, run.variant]])[run.seed])
+            val = VAL.get((run.model, run.variant), [t + 1 for t in TEST[run.model, run.variant]])
+            write_run(results, run, test, val[run.seed])
     torch.save(fake_explanations([f"c{k}" for k in range(10)], (4, 4)),
                results / plan.explanations["cifar10"].id / "explanations.pt")
     torch.save(fake_explanations([str(k) for k in range(10)], (3, 16, 16)),

@@ -37,7 +37,7 @@ def shrunk_params() -> dict:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("quick")
-    (work / "params.yaml").write_text(yaml.safe_dump(shrunk_params()))
+    (work / "params.yaml").write_text(yaml.safe_dump(shrunk_params(), sort_keys=False))
     snakemake("--cores", "2", "--directory", str(work))
     return work
 
@@ -73,7 +73,7 @@ def test_changing_one_le_option_reruns_only_le_runs(quick_run, tmp_path):
     params = yaml.safe_load((quick_run / "params.yaml").read_text())
     params["method_options"]["le"]["warmup"] = 0
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(params))
+    changed.write_text(yaml.safe_dump(params, sort_keys=False))
     out = snakemake("--cores", "2", "--directory", str(quick_run), "--configfile", str(changed), "-n", "train_all")
     text = out.stdout + out.stderr
     retrained = {line.split("results/")[1].split("/metrics.json")[0] for line in text.splitlines()
@@ -96,7 +96,7 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["tables"]["table2"]["rows"]["ce"]["method"] = "sgd"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = snakemake("--cores", "1", "--directory", str(tmp_path), check=False)
     assert out.returncode != 0
     lines = [line for line in out.stderr.splitlines() if line.strip()]

@@ -107,6 +107,25 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def code_version() -> str:
+    """`git describe` of the checkout the installed package lives in, or "unknown"."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def cmd_report(args) -> int:
+    from .pipeline import load
+    from .report import make_report
+
+    plan = load(Path(args.params), args.scale)
+    make_report(plan, Path(args.results), Path(args.reference), Path(args.out), code_version(), args.params)
+    print(f"{args.out}/index.md written", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -153,6 +172,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("report", help="tables, claim verdicts and figures from a results folder")
+    s.add_argument("--params", default="params.yaml", help="the experiment config the results come from")
+    s.add_argument("--scale", choices=["quick", "paper"], help="default: the config's own")
+    s.add_argument("--results", default="results")
+    s.add_argument("--reference", default="workflow/reference", help="the paper's tables and claims")
+    s.add_argument("--out", default="reports")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("bench", help="step-time ratios of LE to CE and loader throughput on this device")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

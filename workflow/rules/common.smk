@@ -2,6 +2,7 @@
 # library) when the workflow is parsed, before any job starts.
 import json
 import sys
+from pathlib import Path
 
 from introspect import pipeline
 from introspect.registry import ConfigError
@@ -16,6 +17,10 @@ wildcard_constraints:
     model="[a-z0-9_]+",
     variant="[A-Za-z0-9_.\-]+",
     seed="[0-9]+",
+
+
+# the paper's published tables and claims, beside this workflow (also when run with --directory)
+REFERENCE = Path(workflow.basedir) / "workflow" / "reference"
 
 
 def run_of(wildcards):

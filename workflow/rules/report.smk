@@ -10,7 +10,7 @@ rule experiment_config:
         config=config,
     run:
         with open(output[0], "w") as f:
-            json.dump(params.config, f, indent=2, sort_keys=True)
+            json.dump(params.config, f, indent=2)
 
 
 rule report:
@@ -18,7 +18,7 @@ rule report:
         config="reports/config.json",
         metrics=all_metrics(),
         explanations=all_explanations(),
-        reference=["workflow/reference/paper_tables.csv", "workflow/reference/paper_claims.yaml"],
+        reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml"],
     output:
         index="reports/index.md",
         results="reports/results.parquet",
@@ -30,6 +30,8 @@ rule report:
         "logs/report.log",
     conda:
         "../envs/introspect.yaml"
+    params:
+        reference=REFERENCE,
     shell:
-        "introspect report --params {input.config} --results results --reference workflow/reference "
+        "introspect report --params {input.config} --results results --reference {params.reference} "
         "--out reports 2> {log}"

@@ -270,7 +270,8 @@ def claim_verdict(lines: list[Line]) -> str:
     return combine(decided)
 
 
-def evaluate_all(claims: list[dict], plan: Plan, results: Results, explanations: dict[str, dict | None]) -> list[tuple[dict, list[Line]]]:
+def evaluate_all(claims: list[dict], plan: Plan, results: Results,
+                 explanations: dict[str, dict | None]) -> list[tuple[dict, list[Line]]]:
     return [(c, evaluate(c, plan, results) if "compare" in c else evaluate_figure2(c, plan, explanations))
             for c in claims]
 

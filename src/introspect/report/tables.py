@@ -75,8 +75,8 @@ def upper_first(text: str) -> str:
 
 def caption(table: Table, scale: str) -> str:
     sweeps = any(r.sweep_key for r in table.rows)
-    text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); paper: published mean ± std; "
-            f"Δ = ours − paper. Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
+    text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); "
+            f"paper: published mean ± std; Δ = ours − paper. Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
     if sweeps:
         text += " Sweep rows show the value chosen on the validation split (highest mean val_acc over seeds)."
     return text
