@@ -46,9 +46,21 @@ def test_same_seed_same_result_and_rerun_is_a_no_op(tmp_path, synthetic_path):
 def test_folder_of_another_run_is_refused(tmp_path, synthetic_path):
     from introspect.registry import ConfigError
 
-    train(cfg_for(synthetic_path, epochs=1), tmp_path / "a")
+    first = train(cfg_for(synthetic_path, epochs=1), tmp_path / "a")
     with pytest.raises(ConfigError, match="different config"):
         train(cfg_for(synthetic_path, epochs=1, seed=5), tmp_path / "a")
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text()) == first
+
+
+def test_supersede_moves_the_old_run_aside_and_starts_over(tmp_path, synthetic_path):
+    run = tmp_path / "a"
+    first = train(cfg_for(synthetic_path, epochs=1), run)
+    second = train(cfg_for(synthetic_path, epochs=1, seed=5), run, supersede=True)
+    (old,) = (run / "superseded").iterdir()
+    assert json.loads((old / "metrics.json").read_text()) == first
+    assert json.loads((old / "config.json").read_text())["seed"] == 0
+    assert json.loads((run / "config.json").read_text())["seed"] == 5
+    assert json.loads((run / "metrics.json").read_text()) == second
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_path, monkeypatch):

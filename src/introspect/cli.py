@@ -85,7 +85,7 @@ def cmd_train(args) -> int:
     if not args.out:
         raise ConfigError("--out: required (the run folder)")
     _claim_gpu(args)
-    metrics = train(cfg, Path(args.out))
+    metrics = train(cfg, Path(args.out), supersede=args.supersede)
     print(json.dumps(metrics, sort_keys=True))
     return 0
 
@@ -162,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method.alpha=0.8")
     s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
+    s.add_argument("--supersede", action="store_true",
+                   help="if --out holds a run with another config, move it to --out/superseded/<time>/ and start over")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("explain", help="explain a trained run's test set (data of Figures 1 and 2)")

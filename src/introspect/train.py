@@ -73,8 +73,25 @@ def _same_run(a: dict, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-def train(cfg: dict, out: Path, log=sys.stderr) -> dict:
-    """Train the run ``cfg`` (resolved) into folder ``out``; return its final metrics."""
+RUN_FILES = ("config.json", "checkpoint.pt", "history.parquet", "metrics.json", "explanations.pt")
+
+
+def _move_aside(out: Path) -> Path:
+    """Keep a superseded run: its files go to ``out/superseded/<UTC time>/``, never deleted."""
+    dest = out / "superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=False)
+    for name in RUN_FILES:
+        if (out / name).exists():
+            (out / name).rename(dest / name)
+    return dest
+
+
+def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict:
+    """Train the run ``cfg`` (resolved) into folder ``out``; return its final metrics.
+
+    A folder holding this run resumes it; a folder holding another config is refused, or with
+    ``supersede`` (what the workflow asks for when a run's params change) moved aside first.
+    """
     out = Path(out)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
     device = pick_device(cfg["device"])
@@ -92,10 +109,13 @@ def train(cfg: dict, out: Path, log=sys.stderr) -> dict:
     gen = torch.Generator(device=device).manual_seed(cfg["seed"])
     history: list[dict] = []
 
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if not _same_run(state["config"], cfg):
-            raise ConfigError(f"{out}: holds a run with a different config; use another --out or remove that folder")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
+    if state is not None and not _same_run(state["config"], cfg):
+        if not supersede:
+            raise ConfigError(f"{out}: holds a run with a different config; use another --out, or --supersede to move it aside")
+        print(f"[{name}] the config changed: the previous run moved to {_move_aside(out)}; starting over", file=log)
+        state = None
+    if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

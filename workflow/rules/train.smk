@@ -1,7 +1,8 @@
 # One job per run. The run's config is the job's params, so a change to one method's options
 # retrains only that method's runs (Snakemake's params rerun trigger). The checkpoint is not a
 # declared output: when a job dies Snakemake deletes metrics.json and history.parquet, and the
-# rerun (--rerun-incomplete) resumes from checkpoint.pt.
+# rerun (--rerun-incomplete) resumes from checkpoint.pt. A run retrained because its params changed
+# moves the previous one to superseded/ inside its folder (--supersede) rather than deleting it.
 
 
 rule train:
@@ -20,7 +21,7 @@ rule train:
     resources:
         gpu=1,
     shell:
-        "OMP_NUM_THREADS={threads} introspect train --config-json {params.config:q} --claim-gpu "
+        "OMP_NUM_THREADS={threads} introspect train --config-json {params.config:q} --claim-gpu --supersede "
         '--out "$(dirname {output.metrics})" 2> {log}'
 
 
