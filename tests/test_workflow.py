@@ -64,6 +64,13 @@ def test_quick_dag_end_to_end(quick_run):
     assert "C4" in (quick_run / "reports" / "claims.md").read_text()
 
 
+def test_snakemake_html_report_includes_the_figures(quick_run):
+    snakemake("--directory", str(quick_run), "--report", "reports/report.html")
+    html = (quick_run / "reports" / "report.html").read_text(errors="replace")
+    for fig in ("figure1_cifar10.png", "figure2_mnist.png", "figure3.png"):
+        assert fig in html
+
+
 def test_rerun_does_nothing(quick_run):
     out = snakemake("--cores", "2", "--directory", str(quick_run), "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
