@@ -118,7 +118,7 @@ def test_lint_is_clean():
 
 
 def test_dvc_repro_dry_runs_the_same_snakemake_targets():
-    out = subprocess.run([str(BIN / "dvc"), "repro", "--dry"], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    out = subprocess.run([str(BIN / "dvc"), "repro", "--dry", "--force"], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "snakemake --cores all train_all" in out.stdout
     assert "snakemake --cores all all" in out.stdout
