@@ -98,11 +98,14 @@ def test_le_gradient_treats_targets_as_labels():
 
 @pytest.mark.parametrize("name", METHODS.names())
 @pytest.mark.parametrize("model_name", ["resnet8", "cnn6", "mlp1024"])
-def test_every_method_trains_every_model_family(name, model_name):
+def test_every_method_trains_every_model_family(name, model_name, teacher_run):
     torch.manual_seed(0)
     model = MODELS.build(model_name, 3, 16, 10)
     opts = {"warmup": 0} if "warmup" in METHODS.options(name) else {}
+    if METHODS.get(name).needs_teacher:
+        opts["teacher"] = str(teacher_run)
     method = METHODS.build(name, model, 10, **opts)
+    method.setup("cpu")
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     loss, logits = method.loss(x, y, epoch=0)
     assert loss.dim() == 0 and torch.isfinite(loss) and logits.shape == (8, 10)

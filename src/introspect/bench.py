@@ -1,4 +1,5 @@
-"""`introspect bench`: what LE's explanations cost next to CE, and what the device-resident loader buys.
+"""`introspect bench`: what LE's explanations (and a teacher, for the KD family) cost next to CE,
+and what the device-resident loader buys. Teachers are the paper's (ResNet26, CNN-10), untrained.
 
 Everything compared is measured side by side in one run: the methods' training steps are timed in
 interleaved rounds (ce, le(grad), le(gradcam), ..., ce, ...) so drift of the machine hits each
@@ -25,6 +26,7 @@ from .config import family
 from .train import pick_device
 
 SHAPES = {"mlp": "mnist"}  # the dataset each family is benchmarked on (default: cifar10)
+TEACHERS = {"resnet": "resnet26", "cnn": "cnn10", "mlp": "mlp1024"}  # the paper's teacher per family
 
 
 def _sync(device: torch.device) -> None:
@@ -40,9 +42,15 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     for ex in EXPLAINERS.names():
         if base.conv_layer is not None or not EXPLAINERS.get(ex).needs_conv:
             variants[f"le_{ex}"] = ("le", {"explainer": ex, "warmup": 0})
+    teacher = MODELS.build(TEACHERS[family(model_name)], src.channels, src.size, len(src.classes)).to(device)
+    for name in METHODS.names():
+        if name not in ("ce", "le", "le_permut"):
+            variants[name] = (name, {"teacher": "in-memory"} if METHODS.get(name).needs_teacher else {})
     runs = {}
     for label, (method, opts) in variants.items():
         m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device)
+        if m.needs_teacher:  # BAN learns from a copy of itself
+            m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
         opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         runs[label] = (m.train(), opt)
     x = torch.randn(batch_size, src.channels, src.size, src.size, device=device)

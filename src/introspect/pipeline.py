@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from .config import resolve
+from .methods import METHODS
 from .registry import ConfigError
 from .train import build
 
@@ -28,6 +29,7 @@ class Run:
     variant: str
     seed: int
     config: dict = field(compare=False, hash=False)  # the user config handed to `introspect train`
+    needs: tuple[str, ...] = field(default=(), compare=False, hash=False)  # runs to finish first (teachers)
 
     @property
     def id(self) -> str:
@@ -52,6 +54,7 @@ class Table:
     metric: str
     models: list[str]
     rows: list[Row]
+    teacher: str | None = None  # the model of the table's dedicated teacher runs (variant "teacher")
 
 
 @dataclass
@@ -108,18 +111,25 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
     runs: dict[str, Run] = {}
 
-    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict) -> None:
+    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None) -> None:
+        """``teacher(seed)``: the run id of the teacher for that seed (one teacher per student seed)."""
+        needs_teacher = METHODS.get(method, f"{key}: method.name").needs_teacher
+        if needs_teacher and teacher is None:
+            raise ConfigError(f"{key}: method {method} needs a teacher; give the table teacher: {{model: NAME}} or {{row: LABEL}}")
         for seed in p["seeds"]:
             user = copy.deepcopy(p["recipes"].get(dataset, {}))
             user |= {"dataset": {"name": dataset}, "model": {"name": model}, "seed": seed}
             user["method"] = {"name": method, **p.get("method_options", {}).get(method, {})}
             for k, v in sets.items():
                 set_dotted(user, k, v)
+            needs = (teacher(seed),) if needs_teacher else ()
+            if needs:
+                user["method"]["teacher"] = f"results/{needs[0]}"
             try:
                 build(resolve(user))
             except ConfigError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
-            run = Run(dataset, model, variant, seed, user)
+            run = Run(dataset, model, variant, seed, user, needs)
             if run.id in runs and runs[run.id].config != user:
                 raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
             runs[run.id] = run
@@ -130,6 +140,9 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         if dataset is None:
             raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
         models = t["models"]
+        spec = t.get("teacher") or {}
+        if "model" in spec:
+            add(f"tables.{name}.teacher", dataset, spec["model"], "teacher", "ce", {})
         rows = []
         for label, r in t["rows"].items():
             key = f"tables.{name}.rows.{label}"
@@ -141,14 +154,21 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                 raise ConfigError(f"{key}.sweep.{sweep_key}: empty list")
             variants = {variant_name(label, v): v for v in values}
             for model in models:
+                teacher = None
+                if "model" in spec:
+                    teacher = lambda seed: f"{dataset}/{spec['model']}/teacher/seed{seed}"  # noqa: E731
+                elif "row" in spec:
+                    if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
+                        raise ConfigError(f"tables.{name}.teacher.row: {spec['row']!r} is not a row of this table without a sweep")
+                    teacher = lambda seed, m=model: f"{dataset}/{m}/{spec['row']}/seed{seed}"  # noqa: E731
                 for variant, value in variants.items():
                     sets = dict(r.get("set") or {})
                     if sweep_key:
                         sets[sweep_key] = value
-                    add(key, dataset, model, variant, r["method"], sets)
+                    add(key, dataset, model, variant, r["method"], sets, teacher)
             rows.append(Row(label, r["method"], sweep_key, variants))
         tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
-                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows))
+                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, spec.get("model")))
 
     explanations = {}
     for paper_ds, e in (p.get("explanations") or {}).items():

@@ -103,6 +103,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     torch.manual_seed(cfg["seed"])
     model, method = build(cfg)
     method.to(device)
+    method.setup(device)
     o = cfg["optim"]
     opt = torch.optim.SGD(method.trainable_parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=o["milestones"], gamma=o["gamma"])

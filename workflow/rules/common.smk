@@ -27,6 +27,12 @@ def run_of(wildcards):
     return PLAN.runs["{dataset}/{model}/{variant}/seed{seed}".format(**wildcards)]
 
 
+def train_inputs(wildcards):
+    """The prepared dataset, and the finished runs this run learns from (its teacher)."""
+    run = run_of(wildcards)
+    return [f"data/processed/{run.dataset}.pt"] + [f"results/{need}/metrics.json" for need in run.needs]
+
+
 def all_metrics():
     return [f"results/{run_id}/metrics.json" for run_id in sorted(PLAN.runs)]
 

@@ -7,7 +7,7 @@
 
 rule train:
     input:
-        data="data/processed/{dataset}.pt",
+        train_inputs,
     output:
         metrics="results/{dataset}/{model}/{variant}/seed{seed}/metrics.json",
         history="results/{dataset}/{model}/{variant}/seed{seed}/history.parquet",

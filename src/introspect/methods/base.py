@@ -27,10 +27,15 @@ def require(ok: bool, key: str, expected: str, value) -> None:
 
 
 class Method(nn.Module):
+    needs_teacher = False  # True: option ``teacher`` names a finished run the workflow trains first
+
     def __init__(self, model: nn.Module, num_classes: int):
         super().__init__()
         self.model = model
         self.num_classes = num_classes
+
+    def setup(self, device) -> None:
+        """Load what the method needs besides its model (a frozen teacher), once it is on ``device``."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -112,6 +112,12 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
             diff = ours.mean - ref.mean if ref is not None and ours.n else None
             cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
         rows.append(cells)
+    if table.teacher:  # the teachers' own accuracy (one teacher run per seed serves every student)
+        ours = results.stat(table.dataset, table.teacher, "teacher", table.metric)
+        ref = paper.get((*key, table.teacher, "teacher", table.metric))
+        diff = ours.mean - ref.mean if ref is not None and ours.n else None
+        rows.append([f"teacher ({table.teacher}, ce)",
+                     *(c for _ in table.models for c in (fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)))])
     extra = sorted({(k[4], k[3]) for k in paper
                     if k[:2] == key and k[2] in table.models and k[4].startswith(f"{table.metric}_")})
     references = []

@@ -1,0 +1,162 @@
+"""Learning from a frozen teacher: Hinton's KD and the ablations of the LE paper's Sec. 3 (Table 1),
+and Born-Again Networks (Table 4). Notation of METHODS.md: student logits a, p = softmax(a),
+teacher probabilities q, temperature tau, x^tau = softmax(logits / tau),
+KL_tau(q || p) = sum_k q_k^tau (log q_k^tau - log p_k^tau).
+
+The teacher is a finished run folder (``method.teacher``; the workflow fills it in and adds the
+edge). It is loaded by ``setup`` in eval mode with no gradient, kept outside the method's
+parameters and state (so it is never optimized, switched to train mode or checkpointed twice),
+and its outputs are computed under ``torch.no_grad``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from ..registry import ConfigError
+from .base import METHODS, Method, require
+
+
+def kl_tau(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """KL_tau(q || p), averaged over the batch."""
+    q = F.softmax(teacher_logits / tau, dim=1)
+    return (q * (F.log_softmax(teacher_logits / tau, dim=1) - F.log_softmax(student_logits / tau, dim=1))).sum(1).mean()
+
+
+def permute_non_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """DKPP's target: each row's entries other than its argmax permuted at random (the argmax stays)."""
+    b, c = logits.shape
+    top = logits.argmax(1)
+    others = torch.argsort(F.one_hot(top, c), dim=1, stable=True)[:, : c - 1]
+    shuffle = torch.argsort(torch.rand(b, c - 1, device=logits.device), dim=1)
+    return logits.scatter(1, others, logits.gather(1, others.gather(1, shuffle)))
+
+
+class FromTeacher(Method):
+    """Base of every method that learns from a frozen teacher run (``teacher``: its folder)."""
+
+    needs_teacher = True
+
+    def __init__(self, model, num_classes, *, teacher: str = ""):
+        super().__init__(model, num_classes)
+        require(bool(teacher), "method.teacher", "the folder of a finished teacher run", teacher)
+        self.teacher_path = Path(teacher)
+        self._teacher: list[torch.nn.Module] = []  # a list keeps it out of parameters() and state_dict()
+
+    def setup(self, device) -> None:
+        from ..analysis import load_run  # late: analysis builds runs, which needs this registry
+
+        if not (self.teacher_path / "metrics.json").exists():
+            raise ConfigError(f"method.teacher: {self.teacher_path} is not a finished run (no metrics.json)")
+        self.use_teacher(load_run(self.teacher_path, device)[1])
+
+    def use_teacher(self, net: torch.nn.Module) -> None:
+        """Teach with ``net``, frozen: eval mode, no gradient (``setup`` passes the loaded run)."""
+        net.requires_grad_(False)
+        self._teacher[:] = [net.eval()]
+
+    @property
+    def teacher(self) -> torch.nn.Module:
+        if not self._teacher:
+            raise RuntimeError("the teacher is loaded by setup(device) before training")
+        return self._teacher[0]
+
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.teacher(x)
+
+
+@METHODS.register("kd")
+class KD(FromTeacher):
+    """Knowledge distillation (Hinton et al. 2015) as the LE paper uses it (Sec. 5.3):
+    loss = tau^2 KL_tau(q || p) + lambda CE(p, y), tau = 4, lambda = 0.1."""
+
+    def __init__(self, model, num_classes, *, teacher: str = "", tau: float = 4.0, lam: float = 0.1):
+        super().__init__(model, num_classes, teacher=teacher)
+        require(tau > 0, "method.tau", "a number > 0", tau)
+        require(lam >= 0, "method.lam", "a number >= 0", lam)
+        self.tau, self.lam = tau, lam
+
+    def target_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher_logits(x)
+
+    def loss(self, x, y, epoch):
+        t = self.target_logits(x)
+        logits = self.model(x)
+        loss = self.tau ** 2 * kl_tau(t, logits, self.tau)
+        if self.lam:
+            loss = loss + self.lam * F.cross_entropy(logits, y)
+        return loss, logits
+
+
+@METHODS.register("dkpp")
+class DKPP(KD):
+    """DKPP (LE paper, Sec. 3): KD towards the teacher's distribution with its non-argmax entries
+    permuted per sample, so it keeps "dark knowledge" mass but loses class similarity. BAN keeps the
+    teacher's argmax (some public code keeps the ground truth instead); we keep the argmax."""
+
+    def target_logits(self, x):
+        return permute_non_argmax(self.teacher_logits(x))
+
+
+@METHODS.register("ban")
+class BAN(KD):
+    """Born-Again Networks (Furlanello et al. 2018), LE paper Sec. 5.2: a second network identical
+    to a CE-trained first one learns from its outputs only: tau^2 KL_tau(q || p); tau swept."""
+
+    def __init__(self, model, num_classes, *, teacher: str = "", tau: float = 1.0, lam: float = 0.0):
+        super().__init__(model, num_classes, teacher=teacher, tau=tau, lam=lam)
+
+
+@METHODS.register("ban_l")
+class BANL(KD):
+    """BAN+L (LE paper Sec. 5.2): BAN plus lambda CE(p, y), lambda = 0.1."""
+
+    def __init__(self, model, num_classes, *, teacher: str = "", tau: float = 1.0, lam: float = 0.1):
+        super().__init__(model, num_classes, teacher=teacher, tau=tau, lam=lam)
+
+
+def weighted_ce(logits: torch.Tensor, y: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i CE(p_i, y_i) with w_i = confidence_i / sum_j confidence_j over the batch."""
+    return (confidence / confidence.sum() * F.cross_entropy(logits, y, reduction="none")).sum()
+
+
+@METHODS.register("cwtm")
+class CWTM(FromTeacher):
+    """Confidence-weighted by teacher max (BAN, Furlanello et al. 2018; LE paper Sec. 3):
+    loss = sum_i w_i CE(p_i, y_i), w_i = q_i^max / sum_j q_j^max over the batch."""
+
+    def confidences(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.teacher_logits(x), dim=1).amax(1)
+
+    def loss(self, x, y, epoch):
+        conf = self.confidences(x)
+        logits = self.model(x)
+        return weighted_ce(logits, y, conf), logits
+
+
+@METHODS.register("cwtm_permut")
+class CWTMPermut(CWTM):
+    """CWTM-Permut (LE paper Sec. 3): the teacher's weights permuted among the samples of the batch."""
+
+    def confidences(self, x):
+        conf = super().confidences(x)
+        return conf[torch.randperm(len(conf), device=conf.device)]
+
+
+@METHODS.register("cwtm_random")
+class CWTMRandom(Method):
+    """CWTM-Random (LE paper Sec. 3): CWTM with q_i^max replaced by a draw from U[beta, 1),
+    beta = 0.5 (so it could be a maximal probability). No teacher is used."""
+
+    def __init__(self, model, num_classes, *, beta: float = 0.5):
+        super().__init__(model, num_classes)
+        require(0 <= beta < 1, "method.beta", "a number in [0, 1)", beta)
+        self.beta = beta
+
+    def loss(self, x, y, epoch):
+        conf = self.beta + (1 - self.beta) * torch.rand(len(x), device=x.device)
+        logits = self.model(x)
+        return weighted_ce(logits, y, conf), logits
