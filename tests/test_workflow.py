@@ -1,6 +1,7 @@
 """The Snakemake DAG and the DVC stages, run for real on a shrunk quick config."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,9 @@ def test_quick_dag_end_to_end(quick_run):
     methods_run = {json.loads(r["config"])["method"]["name"] if "config" in r else r["method"] for r in rows}
     assert methods_run == {r.config["method"]["name"] for r in plan.runs.values()}
     index = (quick_run / "reports" / "index.md").read_text()
-    for name in ("table2", "table3", "table6_mnist", "table6_cifar10", "figure3", "claims.md",
+    table1 = (quick_run / "reports" / "tables" / "table1.md").read_text()
+    assert re.search(r"teacher \(cnn10, ce\) \| \d+\.\d\d ± \S+ \(1\) \| 90\.04", table1)
+    for name in ("table1", "table2", "table3", "table4", "table6_mnist", "table6_cifar10", "figure3", "claims.md",
                  "figure1_cifar10.png", "figure2_mnist.png", "figure3.png"):
         assert name in index
     for fig in ("figure1_cifar10", "figure2_cifar10", "figure1_mnist", "figure2_mnist", "figure3"):
