@@ -126,7 +126,13 @@ def test_teacher_is_frozen_and_gradients_reach_only_the_student(name, teacher_ru
     loss.backward()
     opt.step()
     assert all(p.grad is None for p in teacher.parameters())
-    assert all(p.grad is not None for p in student.parameters())
+    if name.endswith("_stage"):  # FitNets / FSP stages: the layers up to the matched stage
+        assert any(p.grad is not None for p in student.parameters())
+    else:
+        assert all(p.grad is not None for p in student.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # BN stats too
     assert not any(k.startswith("_teacher") or k.startswith("teacher") for k in method.state_dict())
-    assert {id(p) for p in method.trainable_parameters()} == {id(p) for p in student.parameters()}
+    own = {id(p) for p in student.parameters()}
+    if name == "hint_stage":  # plus FitNets' regressor, which is trained with the student
+        own |= {id(p) for p in method.regressor.parameters()}
+    assert {id(p) for p in method.trainable_parameters()} == own

@@ -96,6 +96,10 @@ def test_le_gradient_treats_targets_as_labels():
     torch.testing.assert_close(g, expected)
 
 
+STAGE_METHODS = {"hint_stage", "fsp_stage"}
+FEATURE_METHODS = STAGE_METHODS | {"at_kd"}
+
+
 @pytest.mark.parametrize("name", METHODS.names())
 @pytest.mark.parametrize("model_name", ["resnet8", "cnn6", "mlp1024"])
 def test_every_method_trains_every_model_family(name, model_name, teacher_run):
@@ -104,14 +108,23 @@ def test_every_method_trains_every_model_family(name, model_name, teacher_run):
     opts = {"warmup": 0} if "warmup" in METHODS.options(name) else {}
     if METHODS.get(name).needs_teacher:
         opts["teacher"] = str(teacher_run)
+    if name in FEATURE_METHODS and model.stage_channels is None:
+        with pytest.raises(ConfigError, match="no convolutional stages"):
+            METHODS.build(name, model, 10, **opts)
+        return
     method = METHODS.build(name, model, 10, **opts)
     method.setup("cpu")
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     loss, logits = method.loss(x, y, epoch=0)
     assert loss.dim() == 0 and torch.isfinite(loss) and logits.shape == (8, 10)
     loss.backward()
-    grads = [p.grad for p in method.trainable_parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    params = dict(method.named_parameters())
+    if name in STAGE_METHODS:  # a FitNets / FSP stage trains the layers up to the matched stage only
+        head = [n for n in params if n.startswith(("model.fc", "model.head"))]
+        assert head and all(params[n].grad is None for n in head)
+        params = {n: p for n, p in params.items() if p.grad is not None}
+        assert any(n.startswith(("model.stem", "model.blocks.0")) for n in params)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params.values())
 
 
 def test_le_default_explainer_follows_the_paper():

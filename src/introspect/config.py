@@ -5,7 +5,7 @@ The resolved config is a nested dict of plain values, saved as the run's ``confi
     dataset: {name, path, augment}        model: {name, dropout, in_channels}
     method:  {name, <the method's options>}
     optim:   {lr, momentum, weight_decay, milestones, gamma}
-    seed, epochs, batch_size, eval_batch_size, device
+    seed, epochs, batch_size, eval_batch_size, device, init
 
 Every key is checked here, before anything is written: an unknown key, a wrong type or an
 impossible combination is a ConfigError naming the key, what was expected and the choices.
@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "eval_batch_size": 1000,
     "device": "auto",
+    "init": "",
 }
 
 SCALARS = {
@@ -49,6 +50,7 @@ SCALARS = {
     "batch_size": int,
     "eval_batch_size": int,
     "device": Literal["auto", "cpu", "cuda"],
+    "init": str,  # a finished run whose model weights start this one ("": random initialization)
 }
 OPTIM = {"lr": float, "momentum": float, "weight_decay": float, "milestones": list[int], "gamma": float}
 DATASET = {"name": str, "path": str, "augment": Literal[("auto", *AUGMENTATIONS)]}

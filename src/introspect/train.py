@@ -68,6 +68,19 @@ def evaluate(model: torch.nn.Module, batches) -> tuple[float, float]:
     return loss / max(n, 1), 100.0 * correct / max(n, 1)
 
 
+def load_init(model: torch.nn.Module, run: Path) -> None:
+    """Start ``model`` from the final weights of the finished run ``run`` (a FitNets / FSP stage)."""
+    if not (run / "metrics.json").exists():
+        raise ConfigError(f"init: {run} is not a finished run (no metrics.json)")
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["method"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split()[6:])  # past "Error(s) in loading state_dict for X:"
+        raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
+
+
 def _same_run(a: dict, b: dict) -> bool:
     strip = lambda c: {k: v for k, v in c.items() if k != "device"}  # noqa: E731
     return strip(a) == strip(b)
@@ -129,6 +142,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
             print(f"[{name}] already complete in {out}", file=log)
             return json.loads(metrics_path.read_text())
         print(f"[{name}] resuming after epoch {len(history)} from {ckpt_path}", file=log)
+    elif cfg["init"]:
+        load_init(model, Path(cfg["init"]))
+        print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
     save_json(cfg, out / "config.json")
 
     batch, augment = cfg["batch_size"], cfg["dataset"]["augment"]
@@ -155,8 +171,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
             kept = f"its last good checkpoint (epoch {len(history)}) is kept" if history else "no checkpoint was written"
             raise Diverged(f"{out}: epoch {epoch + 1}: training loss is {train_loss}; run stopped, {kept}")
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / n, "train_acc": 100.0 * train_correct / n}
-        for split, batches in evals.items():
-            row[f"{split}_loss"], row[f"{split}_acc"] = evaluate(method.model, batches.batches())
+        for prefix, net in method.networks().items():
+            for split, batches in evals.items():
+                row[f"{prefix}{split}_loss"], row[f"{prefix}{split}_acc"] = evaluate(net, batches.batches())
         row["seconds"] = time.perf_counter() - t0
         row["images_per_s"] = n / train_seconds
         history.append(row)
@@ -172,14 +189,17 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         print(
             f"[{name}] epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
             f"val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  lr {lr:g}  {row['seconds']:.1f}s  "
-            f"{row['images_per_s']:.0f} img/s",
+            f"{row['images_per_s']:.0f} img/s" + (f"  peer test {row['peer_test_acc']:.2f}%" if "peer_test_acc" in row else ""),
             file=log,
             flush=True,
         )
 
     save_parquet(history, out / "history.parquet")  # again: a rerun may find only the checkpoint
     last = history[-1]
-    metrics = {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
-    metrics |= {"test_err": 100.0 - last["test_acc"], "epochs": len(history)}
+    metrics = {}
+    for prefix in method.networks():
+        metrics |= {f"{prefix}{k}": last[f"{prefix}{k}"] for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
+        metrics[f"{prefix}test_err"] = 100.0 - last[f"{prefix}test_acc"]
+    metrics |= {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "epochs": len(history)}
     save_json(metrics, metrics_path)
     return metrics

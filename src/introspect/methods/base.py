@@ -37,6 +37,10 @@ class Method(nn.Module):
     def setup(self, device) -> None:
         """Load what the method needs besides its model (a frozen teacher), once it is on ``device``."""
 
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks the loop evaluates, by metric prefix: the model ("") and any trained peer."""
+        return {"": self.model}
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -67,6 +67,11 @@ class FromTeacher(Method):
         with torch.no_grad():
             return self.teacher(x)
 
+    def teacher_features(self, x: torch.Tensor):
+        """The teacher's (logits, [stage outputs], last conv map), without gradient."""
+        with torch.no_grad():
+            return self.teacher.forward_features(x)
+
 
 @METHODS.register("kd")
 class KD(FromTeacher):
@@ -82,13 +87,14 @@ class KD(FromTeacher):
     def target_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.teacher_logits(x)
 
+    def kd_loss(self, teacher_logits: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.tau ** 2 * kl_tau(teacher_logits, logits, self.tau)
+        return loss + self.lam * F.cross_entropy(logits, y) if self.lam else loss
+
     def loss(self, x, y, epoch):
         t = self.target_logits(x)
         logits = self.model(x)
-        loss = self.tau ** 2 * kl_tau(t, logits, self.tau)
-        if self.lam:
-            loss = loss + self.lam * F.cross_entropy(logits, y)
-        return loss, logits
+        return self.kd_loss(t, logits, y), logits
 
 
 @METHODS.register("dkpp")

@@ -46,6 +46,10 @@ class PlainCNN(Net):
     def conv_layer(self):
         return self.blocks[-1][-1]
 
+    @property
+    def stage_channels(self):
+        return [block[-2].num_features for block in self.blocks]
+
     def forward_features(self, x):
         h, feats, conv = x, [], None
         for block, drop in zip(self.blocks, self.drops):

@@ -69,6 +69,11 @@ class Net(nn.Module):
     def gap_fc(self) -> nn.Linear | None:
         return None
 
+    @property
+    def stage_channels(self) -> list[int] | None:
+        """Channels of each convolutional stage output (what Hint, AT and FSP match); None for an MLP."""
+        return None
+
     def forward_features(self, x: torch.Tensor):
         """Return (logits, [stage outputs], last conv feature map or None)."""
         raise NotImplementedError

@@ -55,6 +55,10 @@ class ResNet(Net):
     def gap_fc(self):
         return self.fc
 
+    @property
+    def stage_channels(self):
+        return [stage[-1].conv2.out_channels for stage in self.stages]
+
     def forward_features(self, x):
         h = self.stem(x)
         feats = []
