@@ -29,7 +29,7 @@ class Run:
     variant: str
     seed: int
     config: dict = field(compare=False, hash=False)  # the user config handed to `introspect train`
-    needs: tuple[str, ...] = field(default=(), compare=False, hash=False)  # runs to finish first (teachers)
+    needs: tuple[str, ...] = field(default=(), compare=False, hash=False)  # runs to finish first (teacher, init)
 
     @property
     def id(self) -> str:
@@ -42,6 +42,7 @@ class Row:
     method: str
     sweep_key: str | None
     variants: dict[str, object]  # variant -> swept value (None when no sweep)
+    assistants: dict[str, str] = field(default_factory=dict)  # TAKD: student model -> assistant model
 
 
 @dataclass
@@ -111,8 +112,9 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
     runs: dict[str, Run] = {}
 
-    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None) -> None:
-        """``teacher(seed)``: the run id of the teacher for that seed (one teacher per student seed)."""
+    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None, init=None) -> None:
+        """``teacher(seed)``: the run id of the teacher for that seed (one teacher per student seed);
+        ``init(seed)``: the run id whose final weights start this one (a FitNets / FSP stage)."""
         needs_teacher = METHODS.get(method, f"{key}: method.name").needs_teacher
         if needs_teacher and teacher is None:
             raise ConfigError(f"{key}: method {method} needs a teacher; give the table teacher: {{model: NAME}} or {{row: LABEL}}")
@@ -125,6 +127,9 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
             needs = (teacher(seed),) if needs_teacher else ()
             if needs:
                 user["method"]["teacher"] = f"results/{needs[0]}"
+            if init is not None:
+                needs += (init(seed),)
+                user["init"] = f"results/{init(seed)}"
             try:
                 build(resolve(user))
             except ConfigError as exc:
@@ -161,12 +166,23 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                     if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
                         raise ConfigError(f"tables.{name}.teacher.row: {spec['row']!r} is not a row of this table without a sweep")
                     teacher = lambda seed, m=model: f"{dataset}/{m}/{spec['row']}/seed{seed}"  # noqa: E731
+                if "assistant" in r:  # TAKD: teacher -> assistant (the row's method) -> this row's runs
+                    helper = r["assistant"].get(model)
+                    if helper is None:
+                        raise ConfigError(f"{key}.assistant: no assistant for model {model}; given for: {', '.join(r['assistant'])}")
+                    add(f"{key}.assistant", dataset, helper, f"{label}_assistant", r["method"], {}, teacher)
+                    teacher = lambda seed, a=helper, v=f"{label}_assistant": f"{dataset}/{a}/{v}/seed{seed}"  # noqa: E731
+                init = None
+                if "stage" in r:  # FitNets / FSP: a stage run of its own whose weights start this row's runs
+                    stage = r["stage"]
+                    add(f"{key}.stage", dataset, model, f"{label}_stage", stage["method"], {"epochs": stage["epochs"]}, teacher)
+                    init = lambda seed, m=model, v=f"{label}_stage": f"{dataset}/{m}/{v}/seed{seed}"  # noqa: E731
                 for variant, value in variants.items():
                     sets = dict(r.get("set") or {})
                     if sweep_key:
                         sets[sweep_key] = value
-                    add(key, dataset, model, variant, r["method"], sets, teacher)
-            rows.append(Row(label, r["method"], sweep_key, variants))
+                    add(key, dataset, model, variant, r["method"], sets, teacher, init)
+            rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {})))
         tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
                             t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, spec.get("model")))
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..pipeline import Plan, Row, Run, Table
 
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err")
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err",
+           "peer_val_acc", "peer_test_acc")  # peer_*: DML's second network
 CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
 
 

@@ -112,12 +112,27 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
             diff = ours.mean - ref.mean if ref is not None and ours.n else None
             cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
         rows.append(cells)
+        peers = {m: results.stat(table.dataset, m, c.variant, f"peer_{table.metric}") for m, c in choices.items()}
+        if any(st.n for st in peers.values()):  # DML: the second network of the same runs
+            cells = [f"{cells[0]}, second network"]
+            for model, ours in peers.items():
+                ref = paper.get((*key, model, row.label, table.metric))
+                cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(ours.mean - ref.mean if ref and ours.n else None)]
+            rows.append(cells)
     if table.teacher:  # the teachers' own accuracy (one teacher run per seed serves every student)
         ours = results.stat(table.dataset, table.teacher, "teacher", table.metric)
         ref = paper.get((*key, table.teacher, "teacher", table.metric))
         diff = ours.mean - ref.mean if ref is not None and ours.n else None
         rows.append([f"teacher ({table.teacher}, ce)",
                      *(c for _ in table.models for c in (fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)))])
+    for row in table.rows:  # TAKD's assistants, each in the column of the student it teaches
+        if row.assistants:
+            cells = [f"assistant of {row.label} ({row.method} from the teacher)"]
+            for model in table.models:
+                helper = row.assistants.get(model)
+                ours = results.stat(table.dataset, helper, f"{row.label}_assistant", table.metric) if helper else None
+                cells += [fmt.DASH if ours is None else f"{helper}: {fmt.mean_std(ours)}", fmt.DASH, fmt.DASH]
+            rows.append(cells)
     extra = sorted({(k[4], k[3]) for k in paper
                     if k[:2] == key and k[2] in table.models and k[4].startswith(f"{table.metric}_")})
     references = []
