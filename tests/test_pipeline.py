@@ -102,6 +102,16 @@ BAD = [
     ("tables", DELETE, "params: 'tables' is a required property"),
     ("tables.table2.rows.le_gradcam.set", {"method.alpha": {"paper": 0.9}},
      "tables.table2.rows.le_gradcam.set.method.alpha: no value for scale 'quick'; given: paper"),
+    ("tables.table5.rows.takd.assistant", {"resnet14": "resnet20"},
+     "tables.table5.rows.takd.assistant: no assistant for model resnet8; given for: resnet14"),
+    ("tables.table5.rows.takd.assistant", {"resnet8": "resnet99"},
+     "tables.table5.rows.takd.assistant: model.name: unknown model 'resnet99'"),
+    ("tables.table5.rows.hint.stage", {"method": "hint_stage"}, "tables.table5.rows.hint.stage: 'epochs' is a required property"),
+    ("tables.table5.rows.hint.stage", {"method": "hint_stage", "epochs": 0}, "tables.table5.rows.hint.stage.epochs: 0 is not valid"),
+    ("tables.table5.rows.hint.stage", {"method": "fitnets", "epochs": 2},
+     "tables.table5.rows.hint.stage: method.name: unknown method 'fitnets'"),
+    ("tables.table3.rows.ce.method", "at_kd", "tables.table3.rows.ce: method at_kd needs a teacher"),
+    ("tables.table5.models", ["mlp1024"], "tables.table5.rows.hint.stage: method: the student has no convolutional stages"),
 ]
 
 
@@ -131,3 +141,27 @@ def test_a_teacher_method_without_a_teacher_is_refused():
     del params["tables"]["table1"]["teacher"]
     with pytest.raises(ConfigError, match=r"tables\.table1\.rows\.kd: method kd needs a teacher"):
         pipeline.plan(params, "quick")
+
+
+def test_chains_teacher_assistant_student_and_stage_then_student():
+    """Table 5: every student method depends on the teacher, through an assistant (TAKD) or a
+    stage run that starts it (FitNets, FSP)."""
+    plan = pipeline.plan(PARAMS, "paper")
+    teacher = "cifar10/resnet26/teacher/seed2"
+    for model in ("resnet14", "resnet8"):
+        assert plan.runs[f"cifar10/{model}/kd/seed2"].needs == (teacher,)
+        assert plan.runs[f"cifar10/{model}/at_kd/seed2"].needs == (teacher,)
+        for row, stage in (("hint", "hint_stage"), ("fsp_kd", "fsp_stage")):
+            stage_id = f"cifar10/{model}/{row}_stage/seed2"
+            assert plan.runs[stage_id].needs == (teacher,)
+            assert plan.runs[stage_id].config["method"]["name"] == stage
+            assert plan.runs[stage_id].config["epochs"] == 30
+            student = plan.runs[f"cifar10/{model}/{row}/seed2"]
+            assert student.needs == (teacher, stage_id) and student.config["init"] == f"results/{stage_id}"
+            assert student.config["method"]["name"] == "kd"
+    for student, helper in (("resnet14", "resnet20"), ("resnet8", "resnet14")):
+        assistant = f"cifar10/{helper}/takd_assistant/seed2"
+        assert plan.runs[assistant].needs == (teacher,)
+        assert plan.runs[f"cifar10/{student}/takd/seed2"].needs == (assistant,)
+    dml = plan.runs["cifar10/resnet8/dml/seed0"]
+    assert dml.config["method"]["name"] == "dml" and dml.needs == ()

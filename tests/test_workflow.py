@@ -58,7 +58,15 @@ def test_quick_dag_end_to_end(quick_run):
     index = (quick_run / "reports" / "index.md").read_text()
     table1 = (quick_run / "reports" / "tables" / "table1.md").read_text()
     assert re.search(r"teacher \(cnn8, ce\) \| \d+\.\d\d ± \S+ \(1\) \| —", table1)
-    for name in ("table1", "table2", "table3", "table4", "table6_mnist", "table6_cifar10", "figure3", "claims.md",
+    table4 = (quick_run / "reports" / "tables" / "table4.md").read_text()
+    assert re.search(r"dml, second network \| \d+\.\d\d ± \S+ \(1\)", table4)
+    table5 = (quick_run / "reports" / "tables" / "table5.md").read_text()
+    assert re.search(r"teacher \(resnet20, ce\) \| \d+\.\d\d ± \S+ \(1\)", table5)
+    assert re.search(r"assistant of takd \(kd from the teacher\) \| resnet14: \d+\.\d\d ± \S+ \(1\)", table5)
+    claims = (quick_run / "reports" / "claims.md").read_text()
+    for claim in ("C1", "C2", "C3", "C5", "C6"):
+        assert f"**{claim}**" in claims or f"| {claim} " in claims or f"{claim}:" in claims, claim
+    for name in ("table1", "table2", "table3", "table4", "table5", "table6_mnist", "table6_cifar10", "figure3", "claims.md",
                  "figure1_cifar10.png", "figure2_mnist.png", "figure3.png"):
         assert name in index
     for fig in ("figure1_cifar10", "figure2_cifar10", "figure1_mnist", "figure2_mnist", "figure3"):

@@ -22,6 +22,7 @@ from .data import DATASETS, DeviceLoader
 from .explain import EXPLAINERS
 from .methods import METHODS
 from .models import MODELS
+from .registry import ConfigError
 from .config import family
 from .train import pick_device
 
@@ -48,7 +49,10 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
             variants[name] = (name, {"teacher": "in-memory"} if METHODS.get(name).needs_teacher else {})
     runs = {}
     for label, (method, opts) in variants.items():
-        m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device)
+        try:
+            m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device)
+        except ConfigError:  # e.g. feature distillation on an MLP, which has no conv stages
+            continue
         if m.needs_teacher:  # BAN learns from a copy of itself
             m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
         opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)

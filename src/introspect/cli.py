@@ -77,6 +77,8 @@ def cmd_train(args) -> int:
     from .config import resolve
     from .train import build, train
 
+    if args.runs_json:
+        return _train_runs(args)
     cfg = resolve(_user_config(args))
     build(cfg)  # impossible combinations fail here, before the run folder exists
     if args.print_config:
@@ -87,6 +89,48 @@ def cmd_train(args) -> int:
     _claim_gpu(args)
     metrics = train(cfg, Path(args.out), supersede=args.supersede)
     print(json.dumps(metrics, sort_keys=True))
+    return 0
+
+
+SINGLE_RUN_FLAGS = ("dataset", "model", "method", "seed", "epochs", "device", "out", "config", "config_json", "set", "print_config")
+
+
+def _train_runs(args) -> int:
+    """``--runs-json``: several runs in one process, one after another (the workflow's job: every
+    seed of a table row, so torch is imported once). Every config is checked before any run starts;
+    a run that diverges is reported and the others still train; the exit code is then 1."""
+    from .config import resolve
+    from .train import Diverged, build, train
+
+    given = [f"--{k.replace('_', '-')}" for k in SINGLE_RUN_FLAGS if getattr(args, k) not in (None, False)]
+    if given:
+        raise ConfigError(f"--runs-json: cannot be combined with {', '.join(given)} (each run carries its own config)")
+    try:
+        items = json.loads(args.runs_json)
+    except ValueError as exc:
+        raise ConfigError(f"--runs-json: not valid JSON ({exc})") from None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) and set(i) == {"out", "config"} for i in items):
+        raise ConfigError('--runs-json: expected a non-empty list of {"out": run folder, "config": {...}}')
+    runs = []
+    for item in items:
+        try:
+            cfg = resolve(item["config"])
+            build(cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"{item['out']}: {exc}") from None
+        runs.append((cfg, Path(item["out"])))
+    _claim_gpu(args)
+    failed = []
+    for cfg, out in runs:
+        try:
+            metrics = train(cfg, out, supersede=args.supersede)
+        except Diverged as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            failed.append(str(out))
+            continue
+        print(json.dumps({"out": str(out), **metrics}, sort_keys=True))
+    if failed:
+        raise Diverged(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
     return 0
 
 
@@ -161,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config-json", help="the same as inline JSON (what the workflow passes)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method.alpha=0.8")
     s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    s.add_argument("--runs-json", help='several runs, one after another: [{"out": folder, "config": {...}}, ...] '
+                   "(what the workflow passes: every seed of a table row)")
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.add_argument("--supersede", action="store_true",
                    help="if --out holds a run with another config, move it to --out/superseded/<time>/ and start over")

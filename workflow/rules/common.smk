@@ -23,14 +23,24 @@ wildcard_constraints:
 REFERENCE = Path(workflow.basedir) / "workflow" / "reference"
 
 
-def run_of(wildcards):
-    return PLAN.runs["{dataset}/{model}/{variant}/seed{seed}".format(**wildcards)]
+def runs_of(wildcards):
+    """Every seed's run of one table row (dataset, model, variant): what one train job trains."""
+    return [PLAN.runs["{dataset}/{model}/{variant}/seed{seed}".format(**wildcards, seed=seed)] for seed in PLAN.seeds]
+
+
+def run_outputs(name):
+    return expand("results/{{dataset}}/{{model}}/{{variant}}/seed{seed}/{name}", seed=PLAN.seeds, name=name)
 
 
 def train_inputs(wildcards):
-    """The prepared dataset, and the finished runs this run learns from (its teacher)."""
-    run = run_of(wildcards)
-    return [f"data/processed/{run.dataset}.pt"] + [f"results/{need}/metrics.json" for need in run.needs]
+    """The prepared dataset, and the finished runs these runs learn from (teacher, assistant, stage)."""
+    runs = runs_of(wildcards)
+    needs = sorted({need for run in runs for need in run.needs})
+    return [f"data/processed/{runs[0].dataset}.pt"] + [f"results/{need}/metrics.json" for need in needs]
+
+
+def train_runs_json(wildcards):
+    return json.dumps([{"out": f"results/{run.id}", "config": run.config} for run in runs_of(wildcards)], sort_keys=True)
 
 
 def all_metrics():
