@@ -94,3 +94,36 @@ def test_bench_prints_ratio_lines(capsys):
     for line in lines:
         if line.startswith("ratio "):
             assert float(line.split()[-1]) > 0
+
+
+def _synthetic_run(path, seed, **over):
+    return {"dataset": {"name": "synthetic", "path": str(path)}, "model": "resnet8", "method": "ce",
+            "epochs": 1, "device": "cpu", "seed": seed, **over}
+
+
+def test_runs_json_trains_each_run_in_turn_and_goes_on_after_a_diverged_one(tmp_path, synthetic_path, capsys):
+    runs = [{"out": str(tmp_path / f"seed{s}"), "config": _synthetic_run(synthetic_path, s)} for s in (0, 1)]
+    runs.insert(1, {"out": str(tmp_path / "nan"), "config": _synthetic_run(synthetic_path, 5, optim={"lr": 1e30})})
+    code = main(["train", "--runs-json", json.dumps(runs)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert [json.loads(line)["out"] for line in out.splitlines()] == [runs[0]["out"], runs[2]["out"]]
+    assert (tmp_path / "seed0" / "metrics.json").exists() and (tmp_path / "seed1" / "metrics.json").exists()
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+    assert "training loss is" in err and err.strip().splitlines()[-1].startswith("introspect: error: 1 of 3 runs failed")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--runs-json", "[{"], "--runs-json: not valid JSON"),
+    (["--runs-json", "[]"], "--runs-json: expected a non-empty list"),
+    (["--runs-json", '[{"out": "x"}]'], "--runs-json: expected a non-empty list"),
+    (["--runs-json", '[{"out": "r", "config": {"dataset": "digits", "model": "resnet9"}}]'],
+     "r: model.name: unknown model 'resnet9'"),
+    (["--runs-json", "[]", "--model", "resnet8"], "--runs-json: cannot be combined with --model"),
+])
+def test_runs_json_errors_are_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []

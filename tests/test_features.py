@@ -173,3 +173,65 @@ def test_init_errors_are_one_line(tmp_path, teacher_run):
     with pytest.raises(ConfigError, match="another architecture") as err:
         load_init(MODELS.build("resnet14", 3, 8, 10), teacher_run)
     assert "\n" not in str(err.value)
+
+
+class CamNet(nn.Module):
+    """A GAP->FC head over a fixed one-channel map: Grad-CAM by hand."""
+
+    def __init__(self, conv, weights):
+        super().__init__()
+        self.conv = nn.Parameter(conv)
+        self.fc = nn.Linear(1, len(weights), bias=False)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor(weights).view(-1, 1))
+        self.conv_layer, self.gap_fc = self.fc, self.fc
+
+    def forward_features(self, x):
+        return self.fc(self.conv.mean((2, 3))), [self.conv], self.conv
+
+    def forward(self, x):
+        return self.forward_features(x)[0]
+
+
+def test_e2kd_loss_hand_computed():
+    teacher = CamNet(torch.tensor([[[[1.0, 2.0]]]]), [1.0, -1.0])  # logits (1.5, -1.5): top-1 class 0
+    student = CamNet(torch.tensor([[[[2.0, 1.0]]]]), [1.0, 1.0])  # logits (1.5, 1.5)
+    method = METHODS.build("e2kd", student, 2, teacher="unused", lam_cam=2.0)
+    method.use_teacher(teacher)
+    loss, _ = method.loss(torch.zeros(1), torch.tensor([1]), 0)
+    # maps for class 0: teacher relu(1 * (1, 2)) / 2 = (.5, 1); student (2, 1) / 2 = (1, .5); cos = 1 / 1.25
+    kd = 16 * kl_tau(torch.tensor([[1.5, -1.5]]), torch.tensor([[1.5, 1.5]]), 4.0).item()
+    assert loss.item() == pytest.approx(kd + 2.0 * (1 - 0.8))
+
+
+@pytest.mark.parametrize("teacher_name", ["resnet14", "cnn8"])
+def test_e2kd_teacher_map_is_gradcam_of_its_top_class(teacher_name):
+    from introspect.explain import explain
+
+    torch.manual_seed(0)
+    teacher = MODELS.build(teacher_name, 3, 16, 10)
+    teacher.train()  # an untrained net's eval-mode maps can be all zero; train mode gives a real test
+    method = METHODS.build("e2kd", MODELS.build("resnet8", 3, 16, 10), 10, teacher="unused")
+    method.use_teacher(teacher)
+    teacher.train()
+    x = torch.randn(4, 3, 16, 16)
+    logits, top, cam = method.teacher_map(x)
+    expected = explain(teacher, x, "gradcam")[torch.arange(4), top]
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(cam, expected)
+    assert torch.equal(top, logits.argmax(1)) and not cam.requires_grad
+
+
+@pytest.mark.parametrize("student_name,teacher_name", [("resnet8", "resnet14"), ("cnn6", "resnet14")])
+def test_e2kd_cam_term_trains_the_students_features_through_its_map(student_name, teacher_name):
+    """The explanation term alone (no KD) reaches the student's conv layers, never the teacher."""
+    torch.manual_seed(0)
+    student, teacher = MODELS.build(student_name, 3, 16, 10), MODELS.build(teacher_name, 3, 16, 10)
+    method = METHODS.build("e2kd", student, 10, teacher="unused", tau=1.0)
+    method.use_teacher(teacher)
+    method.kd_loss = lambda t, s, y: s.sum() * 0.0  # isolate the Grad-CAM agreement term
+    loss, _ = method.loss(torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,)), 0)
+    loss.backward()
+    first_conv = next(p for n, p in student.named_parameters() if p.dim() == 4)
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())

@@ -94,8 +94,8 @@ def test_changing_one_le_option_reruns_only_le_runs(quick_run, tmp_path):
     changed.write_text(yaml.safe_dump(params, sort_keys=False))
     out = snakemake("--cores", "2", "--directory", str(quick_run), "--configfile", str(changed), "-n", "train_all")
     text = out.stdout + out.stderr
-    retrained = {line.split("results/")[1].split("/metrics.json")[0] for line in text.splitlines()
-                 if line.strip().startswith("output: results/") and "metrics.json" in line}
+    retrained = {m for line in text.splitlines() if line.strip().startswith("output: results/")
+                 for m in re.findall(r"results/(\S+?)/metrics\.json", line)}
     plan = pipeline.load(changed)
     le_runs = {rid for rid, r in plan.runs.items() if r.config["method"]["name"] == "le"}
     assert retrained == le_runs and le_runs
@@ -108,6 +108,20 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
     plan = pipeline.load(ROOT / "params.yaml", scale="paper")
     for run_id in plan.runs:
         assert f"results/{run_id}/metrics.json" in text, run_id
+    # every learned-from run (teacher, assistant, stage) is an input of its student's job
+    inputs = {}
+    for block in text.split("rule train:")[1:]:
+        fields = dict(re.findall(r"^\s+(input|wildcards): (.*)$", block, re.M))
+        w = dict(kv.split("=") for kv in fields["wildcards"].split(", "))
+        inputs[f"{w['dataset']}/{w['model']}/{w['variant']}"] = fields["input"]
+    edges = 0
+    for run in plan.runs.values():
+        for need in run.needs:
+            assert f"results/{need}/metrics.json" in inputs[f"{run.dataset}/{run.model}/{run.variant}"], (run.id, need)
+            edges += 1
+    methods = {r.config["method"]["name"] for r in plan.runs.values() if r.needs}
+    assert {"kd", "dkpp", "cwtm", "cwtm_permut", "ban", "ban_l", "hint_stage", "fsp_stage", "at_kd"} <= methods
+    assert {"hint", "fsp_kd", "takd"} <= {r.variant for r in plan.runs.values() if r.needs} and edges
     assert "data/processed/cifar10.pt" in text and "data/processed/mnist.pt" in text
 
 

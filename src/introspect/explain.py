@@ -106,6 +106,19 @@ class GradCAM(Explainer):
         return torch.relu(torch.einsum("bkj,bjhw->bkhw", alpha, a))
 
 
+def gradcam_of_class(model: nn.Module, logits: torch.Tensor, conv: torch.Tensor, classes: torch.Tensor,
+                     create_graph: bool = False) -> torch.Tensor:
+    """Grad-CAM of one class per sample (``classes`` [b]) from a forward that happened: [b, h, w].
+    The same map as :class:`GradCAM` gives for that class, with one backward (or none, GAP->FC)."""
+    a = conv if create_graph else conv.detach()
+    if model.gap_fc is not None:
+        weights = model.gap_fc.weight if create_graph else model.gap_fc.weight.detach()
+        return torch.relu(torch.einsum("bj,bjhw->bhw", weights[classes], a)) / (a.shape[-1] * a.shape[-2])
+    picked = logits.gather(1, classes[:, None]).sum()
+    (grad,) = torch.autograd.grad(picked, conv, retain_graph=True, create_graph=create_graph)
+    return torch.relu(torch.einsum("bj,bjhw->bhw", grad.mean((2, 3)), a))
+
+
 def build_explainer(name: str, model: nn.Module, key: str = "explainer") -> Explainer:
     """The explainer ``name`` prepared for ``model``; a ConfigError if the model cannot use it."""
     explainer = EXPLAINERS.get(name, key)()

@@ -18,7 +18,7 @@ rule report:
         config="reports/config.json",
         metrics=all_metrics(),
         explanations=all_explanations(),
-        reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml"],
+        reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml", REFERENCE / "method_claims.yaml"],
     output:
         index="reports/index.md",
         results="reports/results.parquet",

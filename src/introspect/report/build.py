@@ -88,7 +88,8 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
 def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_version: str, config_path: str) -> dict:
     """Write the report of ``plan``'s runs under ``results`` into ``out``.
 
-    ``reference`` is the folder holding paper_tables.csv and paper_claims.yaml. Returns
+    ``reference`` is the folder holding paper_tables.csv, paper_claims.yaml and, optionally,
+    method_claims.yaml (the project's own questions about the seed papers' methods). Returns
     ``{"files": [paths relative to out], "missing_runs": [run ids], "missing_explanations": [paths]}``.
     """
     results, out = Path(results), Path(out)
@@ -116,8 +117,10 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
         if explanations[paper_dataset] is None:
             missing_explanations.append(str(path))
 
-    evaluated = claims_mod.evaluate_all(claims_mod.read_claims(Path(reference) / "paper_claims.yaml"),
-                                        plan, res, explanations)
+    claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
+    if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
+        claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
+    evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations)
     text("claims.md", claims_mod.markdown(evaluated, plan))
     write_csv(out / "claims.csv", claims_mod.CSV_COLUMNS, claims_mod.csv_rows(evaluated))
     written.append(out / "claims.csv")
