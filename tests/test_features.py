@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from introspect.checkpoint import read_checkpoint
 from introspect.config import resolve
 from introspect.data import DATASETS
 from introspect.methods import METHODS
@@ -156,7 +157,7 @@ def test_dml_run_reports_both_networks(tmp_path, synthetic_path):
 def test_init_starts_from_another_runs_weights(tmp_path, synthetic_path, teacher_run):
     stage = tmp_path / "stage"
     train(synthetic(synthetic_path, method={"name": "hint_stage", "teacher": str(teacher_run)}), stage)
-    weights = torch.load(stage / "checkpoint.pt", weights_only=True)["method"]
+    weights = read_checkpoint(stage / "checkpoint.pt")["method"]
     src = DATASETS.get("synthetic")
     model = MODELS.build("resnet8", src.channels, src.size, len(src.classes))
     load_init(model, stage)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from introspect.checkpoint import read_checkpoint
 from introspect.config import resolve
 from introspect.methods.regularizers import CrossEntropy
 from introspect.train import Diverged, train
@@ -74,7 +75,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, syntheti
     run = tmp_path / "run"
     with pytest.raises(Diverged, match=r"epoch 2: training loss is nan; run stopped, its last good checkpoint \(epoch 1\) is kept"):
         train(cfg_for(synthetic_path), run)
-    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state = read_checkpoint(run / "checkpoint.pt")
     assert len(state["history"]) == 1 and not (run / "metrics.json").exists()
     assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
 
@@ -110,6 +111,6 @@ def test_killed_run_resumes_bit_identical(tmp_path, synthetic_path, method):
     assert "epoch 1/5" not in resumed.stderr
     assert (run / "metrics.json").read_text() == (tmp_path / "whole" / "metrics.json").read_text()
     assert json.loads(resumed.stdout) == json.loads(whole.stdout)
-    a = torch.load(run / "checkpoint.pt", weights_only=True)["method"]
-    b = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["method"]
+    a = read_checkpoint(run / "checkpoint.pt")["method"]
+    b = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")["method"]
     assert all(torch.equal(a[k], b[k]) for k in a)

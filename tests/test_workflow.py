@@ -110,7 +110,10 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
         assert f"results/{run_id}/metrics.json" in text, run_id
     # every learned-from run (teacher, assistant, stage) is an input of its student's job
     inputs = {}
-    for block in text.split("rule train:")[1:]:
+    parts = re.split(r"^(?:local)?rule (\w+):$", text, flags=re.M)
+    for rule, block in zip(parts[1::2], parts[2::2]):
+        if rule != "train":
+            continue
         fields = dict(re.findall(r"^\s+(input|wildcards): (.*)$", block, re.M))
         w = dict(kv.split("=") for kv in fields["wildcards"].split(", "))
         inputs[f"{w['dataset']}/{w['model']}/{w['variant']}"] = fields["input"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import NAME, read_checkpoint
 from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, cosine_to_class
 from .fileio import save_torch
@@ -25,7 +26,7 @@ from .train import build, pick_device
 def load_run(run: Path, device: torch.device):
     """The trained method of a run folder (config.json + checkpoint.pt) on ``device``, in eval mode."""
     cfg = json.loads((Path(run) / "config.json").read_text())
-    state = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = read_checkpoint(Path(run) / NAME)
     model, method = build(cfg)
     method.load_state_dict(state["method"])
     return cfg, model.to(device).eval()

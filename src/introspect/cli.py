@@ -240,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
     from .data import DataError
     from .train import Diverged
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except (DataError, Diverged) as exc:
+    except (DataError, Diverged, CheckpointError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -1,7 +1,8 @@
 """The one training loop, for every method.
 
 A run folder holds ``config.json`` (resolved), ``checkpoint.pt`` (written atomically after every
-epoch: method/model, optimizer, scheduler, every RNG state, the history so far), ``history.parquet``
+epoch, with a checksum, the previous one kept as ``checkpoint.prev.pt``: method/model, optimizer,
+scheduler, every RNG state, the history so far), ``history.parquet``
 (one row per epoch) and, at the end, ``metrics.json``. A run started again in the same folder
 resumes from its checkpoint; on the CPU it ends bit-identical to a run that was never stopped.
 The step has no host synchronization: losses and accuracies accumulate on the device and are
@@ -19,8 +20,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from .checkpoint import NAME, PREVIOUS, CheckpointError, load_latest, read_checkpoint, save_checkpoint
 from .data import DATASETS, DataError, load_prepared, loader
-from .fileio import save_json, save_parquet, save_torch
+from .fileio import save_json, save_parquet
 from .methods import METHODS
 from .models import MODELS
 from .registry import ConfigError
@@ -72,7 +74,10 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
     """Start ``model`` from the final weights of the finished run ``run`` (a FitNets / FSP stage)."""
     if not (run / "metrics.json").exists():
         raise ConfigError(f"init: {run} is not a finished run (no metrics.json)")
-    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["method"]
+    try:
+        state = read_checkpoint(run / NAME)["method"]
+    except CheckpointError as exc:
+        raise ConfigError(f"init: {exc}") from None
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
@@ -86,7 +91,7 @@ def _same_run(a: dict, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-RUN_FILES = ("config.json", "checkpoint.pt", "history.parquet", "metrics.json", "explanations.pt")
+RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt")
 
 
 def _move_aside(out: Path) -> Path:
@@ -106,7 +111,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     ``supersede`` (what the workflow asks for when a run's params change) moved aside first.
     """
     out = Path(out)
-    ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
+    metrics_path = out / "metrics.json"
     device = pick_device(cfg["device"])
     data = load_prepared(Path(cfg["dataset"]["path"]))
     if data["name"] != cfg["dataset"]["name"]:
@@ -123,7 +128,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     gen = torch.Generator(device=device).manual_seed(cfg["seed"])
     history: list[dict] = []
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
+    state, note = load_latest(out)
+    if note:
+        print(f"[{name}] {note}", file=log, flush=True)
     if state is not None and not _same_run(state["config"], cfg):
         if not supersede:
             raise ConfigError(f"{out}: holds a run with a different config; use another --out, or --supersede to move it aside")
@@ -141,7 +148,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         if len(history) == cfg["epochs"] and metrics_path.exists():
             print(f"[{name}] already complete in {out}", file=log)
             return json.loads(metrics_path.read_text())
-        print(f"[{name}] resuming after epoch {len(history)} from {ckpt_path}", file=log)
+        print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
     elif cfg["init"]:
         load_init(model, Path(cfg["init"]))
         print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
@@ -180,10 +187,10 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         rng = {"torch": torch.get_rng_state(), "loader": gen.get_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_torch(
+        save_checkpoint(
             {"config": cfg, "method": method.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "rng": rng, "history": history},
-            ckpt_path,
+            out,
         )
         save_parquet(history, out / "history.parquet")
         print(

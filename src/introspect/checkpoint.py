@@ -1,0 +1,75 @@
+"""Run checkpoints that detect their own damage, and the previous one to fall back on.
+
+``checkpoint.pt`` is one line, ``introspect-checkpoint sha256=<hex>``, then the torch payload the
+hash covers. Writing one first renames the current file to ``checkpoint.prev.pt`` (the previous
+epoch), then writes the new one atomically. Reading checks the hash: a truncated or altered file is
+refused with the reason, and :func:`load_latest` falls back to the previous checkpoint, or to
+nothing (start over), saying which in one line.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from .fileio import atomic_write
+
+MAGIC = b"introspect-checkpoint sha256="
+NAME, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be trusted (truncated, altered, not a checkpoint)."""
+
+
+def save_checkpoint(state: dict, folder: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+    path = Path(folder) / NAME
+    if path.exists():
+        os.replace(path, path.with_name(PREVIOUS))
+    atomic_write(path, lambda f: (f.write(header), f.write(payload)))
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The state in ``path``; CheckpointError with the reason when it does not verify."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror})") from None
+    head, sep, payload = data.partition(b"\n")
+    if not head.startswith(MAGIC) or not sep:
+        raise CheckpointError(f"{path}: not an introspect checkpoint (no checksum line)")
+    if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
+        raise CheckpointError(f"{path}: checksum mismatch (truncated or altered)")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # verified bytes that still do not load: a foreign or future format
+        raise CheckpointError(f"{path}: does not load ({type(exc).__name__})") from None
+
+
+def load_latest(folder: Path) -> tuple[dict | None, str | None]:
+    """(state, note): the newest checkpoint of ``folder`` that verifies, or None to start over.
+    ``note`` is one line saying what was damaged and what is used instead; None when all is well."""
+    folder = Path(folder)
+    latest, previous = folder / NAME, folder / PREVIOUS
+    if not latest.exists() and not previous.exists():
+        return None, None
+    problems = [] if latest.exists() else [f"{latest}: missing"]
+    for path in (latest, previous):
+        if not path.exists():
+            continue
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if not problems:
+            return state, None
+        return state, f"{'; '.join(problems)}: resuming from {path.name} (epoch {len(state.get('history', []))})"
+    return None, f"{'; '.join(problems)}: no good checkpoint left, starting over"
