@@ -136,7 +136,7 @@ def test_bad_config_stops_before_any_job_with_one_line(tmp_path):
     assert out.returncode != 0
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(
-        "introspect: config error: tables.table2.rows.ce: method.name: unknown method 'sgd'; choices: ban, ban_l, ce,")
+        "introspect: config error: tables.table2.rows.ce: method.name: unknown method 'sgd'; choices: at_kd, ban, ban_l, ce,")
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 

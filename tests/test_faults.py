@@ -1,0 +1,85 @@
+"""When jobs die under Snakemake: resume from the checkpoint, finish the others, refuse a second
+invocation on the same tree. Each test runs a tiny one-table config through the real workflow."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def command(work: Path, *args) -> list[str]:
+    return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *args]
+
+
+def snakemake(work: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(command(work, *args), env=ENV, capture_output=True, text=True)
+
+
+def tiny(work: Path, rows: dict, epochs: int = 1) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["recipes"]["digits"] = {"epochs": epochs, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
+    params["tables"] = {"table2": {"dataset": "cifar10", "models": ["resnet8"], "rows": rows}}
+    params.pop("explanations")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return work
+
+
+def test_a_diverged_run_fails_alone_and_keep_going_finishes_the_others(tmp_path):
+    work = tiny(tmp_path / "w", {"ce": {"method": "ce"}, "bad": {"method": "ce", "set": {"optim.lr": 1.0e30}}})
+    out = snakemake(work, "--cores", "2", "--keep-going", "train_all")
+    assert out.returncode != 0
+    assert (work / "results/digits/resnet8/ce/seed0/metrics.json").exists()
+    assert not (work / "results/digits/resnet8/bad/seed0/metrics.json").exists()
+    errors = [line for line in (work / "logs/train/digits/resnet8/bad.log").read_text().splitlines()
+              if line.startswith("introspect: error:")]
+    assert errors and "training loss is" in errors[0]
+
+
+def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
+    rows = {"ce": {"method": "ce"}}
+    whole = tiny(tmp_path / "whole", rows, epochs=4)
+    assert snakemake(whole, "--cores", "1", "train_all").returncode == 0
+    work = tiny(tmp_path / "killed", rows, epochs=4)
+    run = work / "results/digits/resnet8/ce/seed0"
+    proc = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.prev.pt").exists():  # two epochs done: kill during the third
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+    assert snakemake(work, "--unlock").returncode == 0  # Snakemake itself was killed: its lock stayed
+    out = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = (work / "logs/train/digits/resnet8/ce.log").read_text()
+    assert "resuming after epoch" in log and "epoch 1/4" not in log.split("resuming after epoch")[1]
+    expected = json.loads((whole / "results/digits/resnet8/ce/seed0/metrics.json").read_text())
+    assert json.loads((run / "metrics.json").read_text()) == expected
+
+
+def test_a_second_invocation_on_the_same_tree_is_refused_by_the_lock(tmp_path):
+    work = tiny(tmp_path / "w", {"ce": {"method": "ce"}}, epochs=3)
+    first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    locks = work / ".snakemake" / "locks"
+    deadline = time.time() + 120
+    while not (locks.is_dir() and any(locks.iterdir())):
+        assert first.poll() is None and time.time() < deadline, "the first invocation never took its lock"
+        time.sleep(0.02)
+    second = snakemake(work, "--cores", "1", "train_all")
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    assert first.wait(timeout=300) == 0, first.communicate()[1][-2000:]
+    metrics = json.loads((work / "results/digits/resnet8/ce/seed0/metrics.json").read_text())
+    assert metrics["epochs"] == 3
