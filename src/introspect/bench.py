@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -123,20 +124,29 @@ def loader_throughput(device: torch.device, n: int, batch_size: int, rounds: int
     return {k: statistics.median(v) for k, v in rates.items()} | {"workers": workers}
 
 
-def run_bench(device: str, models: list[str], batch_size: int, steps: int, loader_images: int) -> None:
+def run_bench(device: str, models: list[str], batch_size: int, steps: int, loader_images: int,
+              json_path: str | None = None) -> None:
     dev = pick_device(device)
     for name in models:
         MODELS.get(name, "--models")
     print(f"# device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {batch_size}, {steps} interleaved steps per method", flush=True)
+    measured: dict[str, dict[str, float]] = {}
     for name in models:
         times = step_times(name, dev, batch_size, steps)
+        measured[name] = {label: 1000 * statistics.median(ts) for label, ts in times.items()}
         ce = statistics.median(times["ce"])
         for label, ts in times.items():
             print(f"step_ms {label} {name} {dev.type} {1000 * statistics.median(ts):.2f}")
         for label, ts in times.items():
             if label != "ce":
                 print(f"ratio {label} {name} {dev.type} {statistics.median(ts) / ce:.3f}", flush=True)
+    if json_path:  # the step times `introspect plan --bench` turns into hours
+        from .fileio import save_json
+
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+        save_json({"device": name, "torch": torch.__version__, "batch_size": batch_size, "steps": steps,
+                   "step_ms": measured}, Path(json_path))
     rates = loader_throughput(dev, loader_images, batch_size)
     print(f"images_per_s loader introspect {dev.type} {rates['introspect']:.0f}")
     print(f"images_per_s loader torchvision {dev.type} {rates['torchvision']:.0f}  (DataLoader, {rates['workers']} workers)")

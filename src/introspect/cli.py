@@ -1,4 +1,4 @@
-"""`introspect prepare | models | train | explain | report | bench`: thin argparse over the library's functions.
+"""`introspect prepare | models | train | explain | report | bench | plan`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
 or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
@@ -173,7 +173,16 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    run_bench(args.device, args.models.split(","), args.batch_size, args.steps, args.loader_images)
+    run_bench(args.device, args.models.split(","), args.batch_size, args.steps, args.loader_images, args.json)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .pipeline import load
+    from .plan import read_bench, report
+
+    bench = read_bench(Path(args.bench)) if args.bench else None
+    print(report(load(Path(args.params), args.scale), bench, args.bench or ""))
     return 0
 
 
@@ -235,7 +244,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--steps", type=int, default=15, help="timed steps per method (median reported)")
     s.add_argument("--loader-images", type=int, default=10000, help="images per loader timing")
+    s.add_argument("--json", help="also write the step times to this file (for `introspect plan --bench`)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("plan", help="runs per table and, with --bench, the training hours of a config")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--scale", choices=["quick", "paper"], help="default: the config's own")
+    s.add_argument("--bench", help="a file written by `introspect bench --json` on the training device")
+    s.set_defaults(func=cmd_plan)
     return p
 
 

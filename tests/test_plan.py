@@ -1,0 +1,35 @@
+"""`introspect plan`: runs per table, image passes, and hours from a bench file."""
+import json
+from pathlib import Path
+
+import pytest
+
+from introspect import pipeline
+from introspect.cli import main
+from introspect.plan import cost_label, estimate, train_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_counts_and_hours_from_a_bench_file(tmp_path, capsys):
+    plan = pipeline.load(ROOT / "params.yaml", scale="paper")
+    bench = {"device": "test", "batch_size": 100, "step_ms": {"resnet8": {"ce": 10.0}}}
+    e = estimate(plan, bench)
+    run = "cifar10/resnet8/ce/seed0"
+    assert e["passes"][run] == 160 * 45000 == 160 * train_images("cifar10")
+    assert e["hours"][run] == pytest.approx(160 * 45000 / 100 * 0.010 / 3600)  # steps x 10 ms
+    assert "resnet14/ce" in e["unmeasured"] and run not in e["support"]
+    assert "cifar10/resnet26/teacher/seed0" in e["support"] and "cifar10/resnet8/hint_stage/seed0" in e["support"]
+    assert cost_label(plan.runs["cifar10/resnet8/le_grad/seed0"]) == "le_grad"
+    assert cost_label(plan.runs["mnist/mlp1024/le_permut/seed0"]) == "le_grad"
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    assert main(["plan", "--params", str(ROOT / "params.yaml"), "--scale", "paper", "--bench", str(tmp_path / "bench.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# scale paper: {len(plan.runs)} runs") and "hours" in out and "table5" in out
+
+
+def test_bad_bench_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "b.json").write_text("{}")
+    assert main(["plan", "--params", str(ROOT / "params.yaml"), "--bench", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a file written by `introspect bench --json`" in err[0]
