@@ -25,7 +25,7 @@ from .methods import METHODS
 from .models import MODELS
 from .registry import ConfigError
 from .config import family
-from .train import pick_device
+from .train import pick_device, speed_settings
 
 SHAPES = {"mlp": "mnist"}  # the dataset each family is benchmarked on (default: cifar10)
 TEACHERS = {"resnet": "resnet26", "cnn": "cnn10", "mlp": "mlp1024"}  # the paper's teacher per family
@@ -48,24 +48,27 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     for name in METHODS.names():
         if name not in ("ce", "le", "le_permut"):
             variants[name] = (name, {"teacher": "in-memory"} if METHODS.get(name).needs_teacher else {})
+    bf16, channels_last = speed_settings({"precision": "auto", "channels_last": "auto"}, device)  # as training does
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     runs = {}
     for label, (method, opts) in variants.items():
         try:
-            m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device)
+            m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device, memory_format=layout)
         except ConfigError:  # e.g. feature distillation on an MLP, which has no conv stages
             continue
         if m.needs_teacher:  # BAN learns from a copy of itself
             m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
         opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         runs[label] = (m.train(), opt)
-    x = torch.randn(batch_size, src.channels, src.size, src.size, device=device)
+    x = torch.randn(batch_size, src.channels, src.size, src.size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, len(src.classes), (batch_size,), device=device)
 
     def step(label: str) -> float:
         m, opt = runs[label]
         _sync(device)
         t0 = time.perf_counter()
-        loss, _ = m.loss(x, y, epoch=0)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = m.loss(x, y, epoch=0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,6 +141,8 @@ def run_bench(device: str, models: list[str], batch_size: int, steps: int, loade
         ce = statistics.median(times["ce"])
         for label, ts in times.items():
             print(f"step_ms {label} {name} {dev.type} {1000 * statistics.median(ts):.2f}")
+            if label == "ce" or label.startswith("le_"):
+                print(f"images_per_s {label} {name} {dev.type} {batch_size / statistics.median(ts):.0f}")
         for label, ts in times.items():
             if label != "ce":
                 print(f"ratio {label} {name} {dev.type} {statistics.median(ts) / ce:.3f}", flush=True)

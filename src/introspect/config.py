@@ -5,7 +5,7 @@ The resolved config is a nested dict of plain values, saved as the run's ``confi
     dataset: {name, path, augment}        model: {name, dropout, in_channels}
     method:  {name, <the method's options>}
     optim:   {lr, momentum, weight_decay, milestones, gamma}
-    seed, epochs, batch_size, eval_batch_size, device, init
+    seed, epochs, batch_size, eval_batch_size, device, init, precision, channels_last, compile
 
 Every key is checked here, before anything is written: an unknown key, a wrong type or an
 impossible combination is a ConfigError naming the key, what was expected and the choices.
@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 1000,
     "device": "auto",
     "init": "",
+    "precision": "auto",
+    "channels_last": "auto",
+    "compile": False,
 }
 
 SCALARS = {
@@ -51,6 +54,11 @@ SCALARS = {
     "eval_batch_size": int,
     "device": Literal["auto", "cpu", "cuda"],
     "init": str,  # a finished run whose model weights start this one ("": random initialization)
+    # GPU speed, never the recipe: bf16 autocast (weights, BatchNorm statistics and losses stay fp32),
+    # channels_last memory layout, torch.compile of the model; "auto": on with CUDA, off on the CPU.
+    "precision": Literal["auto", "fp32", "bf16"],
+    "channels_last": Literal["auto", "on", "off"],
+    "compile": bool,
 }
 OPTIM = {"lr": float, "momentum": float, "weight_decay": float, "milestones": list[int], "gamma": float}
 DATASET = {"name": str, "path": str, "augment": Literal[("auto", *AUGMENTATIONS)]}

@@ -43,6 +43,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def speed_settings(cfg: dict, device: torch.device) -> tuple[bool, bool]:
+    """(bf16 autocast, channels_last) for this run on ``device``: "auto" means on with CUDA."""
+    cuda = device.type == "cuda"
+    bf16 = cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and cuda and torch.cuda.is_bf16_supported())
+    return bf16, cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and cuda)
+
+
 def build(cfg: dict):
     """The model and the method of a resolved config (ConfigError for impossible combinations)."""
     src = DATASETS.get(cfg["dataset"]["name"])
@@ -120,8 +127,12 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
 
     torch.manual_seed(cfg["seed"])
     model, method = build(cfg)
-    method.to(device)
+    bf16, channels_last = speed_settings(cfg, device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    method.to(device, memory_format=layout)
     method.setup(device)
+    if cfg["compile"]:
+        model.compile()  # in place: the state_dict keys (and so checkpoints) stay the same
     o = cfg["optim"]
     opt = torch.optim.SGD(method.trainable_parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=o["milestones"], gamma=o["gamma"])
@@ -164,7 +175,10 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         lr = opt.param_groups[0]["lr"]
         for x, y in train_batches.batches(gen):
-            loss, logits = method.loss(x, y, epoch)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, logits = method.loss(x, y, epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -54,7 +54,7 @@ class LE(Method):
         self.alpha, self.lam, self.warmup = alpha, lam, warmup
 
     def targets(self, maps: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return le_targets(cosine_to_class(maps, y), y, self.alpha)
+        return le_targets(cosine_to_class(maps.float(), y), y, self.alpha)  # fp32 under bf16 autocast too
 
     def loss(self, x, y, epoch):
         if epoch < self.warmup:
