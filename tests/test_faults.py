@@ -70,16 +70,22 @@ def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
 
 
 def test_a_second_invocation_on_the_same_tree_is_refused_by_the_lock(tmp_path):
-    work = tiny(tmp_path / "w", {"ce": {"method": "ce"}}, epochs=3)
+    # long enough (tens of seconds) that the first still holds the lock while the second builds its DAG
+    work = tiny(tmp_path / "w", {"ce": {"method": "ce"}}, epochs=40)
     first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    locks = work / ".snakemake" / "locks"
-    deadline = time.time() + 120
-    while not (locks.is_dir() and any(locks.iterdir())):
-        assert first.poll() is None and time.time() < deadline, "the first invocation never took its lock"
+    # wait until it trains (its lock is taken; the dataset is prepared, so no file is half made and
+    # the second can only be stopped by the lock, not by Snakemake's incomplete-file check)
+    checkpoint = work / "results/digits/resnet8/ce/seed0/checkpoint.pt"
+    deadline = time.time() + 180
+    while not checkpoint.exists():
+        assert first.poll() is None and time.time() < deadline, "the first invocation never started training"
         time.sleep(0.02)
-    second = snakemake(work, "--cores", "1", "train_all")
+    assert any((work / ".snakemake" / "locks").iterdir())
+    second = snakemake(work, "--cores", "1", "train_all")  # stopped first by the half-written outputs
+    assert second.returncode != 0 and "Incomplete files" in second.stderr + second.stdout
+    second = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")  # ... and by the lock
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
     assert first.wait(timeout=300) == 0, first.communicate()[1][-2000:]
     metrics = json.loads((work / "results/digits/resnet8/ce/seed0/metrics.json").read_text())
-    assert metrics["epochs"] == 3
+    assert metrics["epochs"] == 40
