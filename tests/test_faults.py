@@ -54,11 +54,14 @@ def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
     proc = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not (run / "checkpoint.prev.pt").exists():  # two epochs done: kill during the third
-        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        while not (run / "checkpoint.prev.pt").exists():  # two epochs done: kill during the third
+            assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert not (run / "metrics.json").exists()
     assert snakemake(work, "--unlock").returncode == 0  # Snakemake itself was killed: its lock stayed
     out = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")
@@ -72,10 +75,24 @@ def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
 def test_a_second_invocation_on_the_same_tree_is_refused_by_the_lock(tmp_path):
     # long enough (tens of seconds) that the first still holds the lock while the second builds its DAG
     work = tiny(tmp_path / "w", {"ce": {"method": "ce"}}, epochs=40)
-    first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    # wait until it trains (its lock is taken; the dataset is prepared, so no file is half made and
-    # the second can only be stopped by the lock, not by Snakemake's incomplete-file check)
+    log = open(tmp_path / "first.log", "w")  # a file, not a pipe nobody drains
+    first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=log, stderr=log)
+    try:
+        _refuse_second(work, first)
+    finally:  # never leave the first invocation running behind a failed assertion
+        try:
+            first.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
+        log.close()
+    assert first.returncode == 0, (tmp_path / "first.log").read_text()[-2000:]
+    metrics = json.loads((work / "results/digits/resnet8/ce/seed0/metrics.json").read_text())
+    assert metrics["epochs"] == 40
+
+
+def _refuse_second(work: Path, first: subprocess.Popen) -> None:
+    # wait until it trains: its lock is taken and its outputs are being written
     checkpoint = work / "results/digits/resnet8/ce/seed0/checkpoint.pt"
     deadline = time.time() + 180
     while not checkpoint.exists():
@@ -86,6 +103,3 @@ def test_a_second_invocation_on_the_same_tree_is_refused_by_the_lock(tmp_path):
     assert second.returncode != 0 and "Incomplete files" in second.stderr + second.stdout
     second = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")  # ... and by the lock
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-    assert first.wait(timeout=300) == 0, first.communicate()[1][-2000:]
-    metrics = json.loads((work / "results/digits/resnet8/ce/seed0/metrics.json").read_text())
-    assert metrics["epochs"] == 40
