@@ -86,3 +86,25 @@ def test_run_with_a_damaged_checkpoint_resumes_from_the_previous_and_ends_identi
     text = "".join(log)
     assert "checksum mismatch" in text and "resuming from checkpoint.prev.pt (epoch 1)" in text
     assert json.loads((run / "metrics.json").read_text()) == whole
+
+
+def test_a_damaged_current_checkpoint_never_replaces_the_good_previous_one(tmp_path):
+    save_checkpoint({"history": [1]}, tmp_path)
+    save_checkpoint({"history": [1, 2]}, tmp_path)
+    damage(tmp_path / NAME, "flip")
+    save_checkpoint({"history": [1, 2, 3]}, tmp_path)  # the next epoch after resuming from epoch 1 ...
+    assert read_checkpoint(tmp_path / PREVIOUS) == {"history": [1]}  # ... keeps the good previous one
+    assert read_checkpoint(tmp_path / NAME) == {"history": [1, 2, 3]}
+
+
+def test_a_checkpoint_from_before_checksums_is_still_read(tmp_path):
+    torch.save({"history": [1], "config": {}}, tmp_path / NAME)  # the old format: a plain torch file
+    assert load_latest(tmp_path) == ({"history": [1], "config": {}}, None)
+
+
+def test_speed_options_do_not_change_which_run_it_is():
+    from introspect.train import _same_run
+
+    a = {"seed": 0, "device": "cpu", "precision": "auto", "channels_last": "auto", "compile": False}
+    assert _same_run(a, dict(a, device="cuda", precision="bf16", channels_last="on", compile=True))
+    assert not _same_run(a, dict(a, seed=1))

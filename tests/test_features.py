@@ -236,3 +236,10 @@ def test_e2kd_cam_term_trains_the_students_features_through_its_map(student_name
     first_conv = next(p for n, p in student.named_parameters() if p.dim() == 4)
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("name", ["hint_stage", "at_kd"])
+def test_stage_matching_needs_the_same_number_of_stages(name):
+    method = METHODS.build(name, MODELS.build("resnet8", 3, 16, 10), 10, teacher="unused")
+    with pytest.raises(ConfigError, match="the student has 3 stages, the teacher 4"):
+        method.use_teacher(MODELS.build("cnn8", 3, 16, 10))

@@ -54,10 +54,10 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     for label, (method, opts) in variants.items():
         try:
             m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device, memory_format=layout)
-        except ConfigError:  # e.g. feature distillation on an MLP, which has no conv stages
+            if m.needs_teacher:  # BAN learns from a copy of itself
+                m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
+        except ConfigError:  # e.g. feature distillation on an MLP (no conv stages) or unmatched stages
             continue
-        if m.needs_teacher:  # BAN learns from a copy of itself
-            m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
         opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         runs[label] = (m.train(), opt)
     x = torch.randn(batch_size, src.channels, src.size, src.size, device=device).contiguous(memory_format=layout)

@@ -31,9 +31,14 @@ def save_checkpoint(state: dict, folder: Path) -> None:
     payload = buf.getvalue()
     header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
     path = Path(folder) / NAME
-    if path.exists():
+    if path.exists() and _verifies(path):  # a damaged current file never replaces a good previous one
         os.replace(path, path.with_name(PREVIOUS))
     atomic_write(path, lambda f: (f.write(header), f.write(payload)))
+
+
+def _verifies(path: Path) -> bool:
+    head, _, payload = Path(path).read_bytes().partition(b"\n")
+    return head.startswith(MAGIC) and hashlib.sha256(payload).hexdigest().encode() == head[len(MAGIC):]
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -44,13 +49,25 @@ def read_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror})") from None
     head, sep, payload = data.partition(b"\n")
     if not head.startswith(MAGIC) or not sep:
-        raise CheckpointError(f"{path}: not an introspect checkpoint (no checksum line)")
+        return _legacy(path, data)
     if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
         raise CheckpointError(f"{path}: checksum mismatch (truncated or altered)")
     try:
         return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # verified bytes that still do not load: a foreign or future format
         raise CheckpointError(f"{path}: does not load ({type(exc).__name__})") from None
+
+
+def _legacy(path: Path, data: bytes) -> dict:
+    """A checkpoint written before checksums (a plain torch file holding a run state): it cannot be
+    verified, only loaded; a run whose config differs then moves it aside (``--supersede``)."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:
+        raise CheckpointError(f"{path}: not an introspect checkpoint (no checksum line)") from None
+    if not isinstance(state, dict) or "history" not in state:
+        raise CheckpointError(f"{path}: not an introspect checkpoint (no checksum line)")
+    return state
 
 
 def load_latest(folder: Path) -> tuple[dict | None, str | None]:

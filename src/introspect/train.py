@@ -93,8 +93,11 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
         raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
 
 
+MACHINE_KEYS = ("device", "precision", "channels_last", "compile")  # how a run is computed, not which run
+
+
 def _same_run(a: dict, b: dict) -> bool:
-    strip = lambda c: {k: v for k, v in c.items() if k != "device"}  # noqa: E731
+    strip = lambda c: {k: v for k, v in c.items() if k not in MACHINE_KEYS}  # noqa: E731
     return strip(a) == strip(b)
 
 

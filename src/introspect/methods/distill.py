@@ -65,12 +65,13 @@ class FromTeacher(Method):
 
     def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.teacher(x)
+            return self.teacher(x).float()  # fp32 targets under bf16 autocast too
 
     def teacher_features(self, x: torch.Tensor):
-        """The teacher's (logits, [stage outputs], last conv map), without gradient."""
+        """The teacher's (logits, [stage outputs], last conv map), without gradient, in fp32."""
         with torch.no_grad():
-            return self.teacher.forward_features(x)
+            logits, feats, conv = self.teacher.forward_features(x)
+            return logits.float(), [f.float() for f in feats], None if conv is None else conv.float()
 
 
 @METHODS.register("kd")

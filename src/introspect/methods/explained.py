@@ -35,7 +35,7 @@ class E2KD(KD):
             logits, _, conv = self.teacher.forward_features(x if closed_form else x.detach().requires_grad_(True))
             top = logits.argmax(1)
             cam = gradcam_of_class(self.teacher, logits, conv, top)
-        return logits.detach(), top, cam.detach()
+        return logits.detach().float(), top, cam.detach().float()  # fp32 under bf16 autocast too
 
     def loss(self, x, y, epoch):
         t_logits, top, t_cam = self.teacher_map(x)

@@ -59,6 +59,14 @@ def _stages(model: nn.Module, who: str) -> list[int]:
     return channels
 
 
+def _same_depth(student: nn.Module, teacher: nn.Module) -> None:
+    """Stage i of the student is matched with stage i of the teacher: both need as many stages."""
+    mine, theirs = _stages(student, "student"), _stages(teacher, "teacher")
+    if len(mine) != len(theirs):
+        raise ConfigError(f"method.teacher: the student has {len(mine)} stages, the teacher {len(theirs)}; "
+                          "stage-wise matching needs the same number")
+
+
 @METHODS.register("hint_stage")
 class HintStage(FromTeacher):
     """FitNets' first stage (Romero et al. 2015, Eq. 3): a regressor r maps the student's guided
@@ -76,6 +84,7 @@ class HintStage(FromTeacher):
         self.layer = layer
 
     def use_teacher(self, net):
+        _same_depth(self.model, net)
         super().use_teacher(net)
         cin, cout = _stages(self.model, "student")[self.layer - 1], _stages(net, "teacher")[self.layer - 1]
         device = next(self.model.parameters()).device
@@ -99,6 +108,10 @@ class ATKD(KD):
         _stages(model, "student")
         require(beta >= 0, "method.beta", "a number >= 0", beta)
         self.beta = beta
+
+    def use_teacher(self, net):
+        _same_depth(self.model, net)
+        super().use_teacher(net)
 
     def loss(self, x, y, epoch):
         t_logits, t_feats, _ = self.teacher_features(x)
