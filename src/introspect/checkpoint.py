@@ -37,8 +37,14 @@ def save_checkpoint(state: dict, folder: Path) -> None:
 
 
 def _verifies(path: Path) -> bool:
-    head, _, payload = Path(path).read_bytes().partition(b"\n")
-    return head.startswith(MAGIC) and hashlib.sha256(payload).hexdigest().encode() == head[len(MAGIC):]
+    return _checked_payload(Path(path).read_bytes()) is not None
+
+
+def _checked_payload(data: bytes) -> bytes | None:
+    """The torch payload of a checkpoint file's bytes if its checksum line matches, else None."""
+    head, _, payload = data.partition(b"\n")
+    ok = head.startswith(MAGIC) and hashlib.sha256(payload).hexdigest().encode() == head[len(MAGIC):]
+    return payload if ok else None
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -47,10 +53,10 @@ def read_checkpoint(path: Path) -> dict:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror})") from None
-    head, sep, payload = data.partition(b"\n")
-    if not head.startswith(MAGIC) or not sep:
+    if not data.startswith(MAGIC):
         return _legacy(path, data)
-    if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
+    payload = _checked_payload(data)
+    if payload is None:
         raise CheckpointError(f"{path}: checksum mismatch (truncated or altered)")
     try:
         return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

@@ -100,6 +100,12 @@ class Rendered:
         return fmt.latex(header, [self.rows, self.references], self.caption, f"tab:{self.name}", groups)
 
 
+def compared(ours, ref: Ref | None) -> list[str]:
+    """The three cells of a model's column: ours (mean ± std (n)), the paper's, ours − paper."""
+    diff = ours.mean - ref.mean if ref is not None and ours.n else None
+    return [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
+
+
 def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
     key = (table.paper_table, table.paper_dataset)
     rows = []
@@ -107,24 +113,17 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         choices = {m: results.choose(table.dataset, m, row) for m in table.models}
         cells = [row_label(row, choices)]
         for model, choice in choices.items():
-            ours = results.stat(table.dataset, model, choice.variant, table.metric)
-            ref = paper.get((*key, model, row.label, table.metric))
-            diff = ours.mean - ref.mean if ref is not None and ours.n else None
-            cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
+            cells += compared(results.stat(table.dataset, model, choice.variant, table.metric),
+                              paper.get((*key, model, row.label, table.metric)))
         rows.append(cells)
         peers = {m: results.stat(table.dataset, m, c.variant, f"peer_{table.metric}") for m, c in choices.items()}
         if any(st.n for st in peers.values()):  # DML: the second network of the same runs
-            cells = [f"{cells[0]}, second network"]
-            for model, ours in peers.items():
-                ref = paper.get((*key, model, row.label, table.metric))
-                cells += [fmt.mean_std(ours), paper_cell(ref), fmt.signed(ours.mean - ref.mean if ref and ours.n else None)]
-            rows.append(cells)
+            rows.append([f"{cells[0]}, second network",
+                         *(c for m, ours in peers.items() for c in compared(ours, paper.get((*key, m, row.label, table.metric))))])
     if table.teacher:  # the teachers' own accuracy (one teacher run per seed serves every student)
-        ours = results.stat(table.dataset, table.teacher, "teacher", table.metric)
-        ref = paper.get((*key, table.teacher, "teacher", table.metric))
-        diff = ours.mean - ref.mean if ref is not None and ours.n else None
-        rows.append([f"teacher ({table.teacher}, ce)",
-                     *(c for _ in table.models for c in (fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)))])
+        cells = compared(results.stat(table.dataset, table.teacher, "teacher", table.metric),
+                         paper.get((*key, table.teacher, "teacher", table.metric)))
+        rows.append([f"teacher ({table.teacher}, ce)", *(cells * len(table.models))])
     for row in table.rows:  # TAKD's assistants, each in the column of the student it teaches
         if row.assistants:
             cells = [f"assistant of {row.label} ({row.method} from the teacher)"]
