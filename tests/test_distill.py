@@ -111,21 +111,26 @@ def test_unfinished_teacher_run_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).needs_teacher])
-def test_teacher_is_frozen_and_gradients_reach_only_the_student(name, teacher_run):
+def test_teacher_is_frozen_and_gradients_reach_only_the_student(name, teacher_of):
     torch.manual_seed(0)
-    student = MODELS.build("resnet8", 3, 16, 10)
-    method = METHODS.build(name, student, 10, teacher=str(teacher_run))
+    method = METHODS.build(name, MODELS.build("resnet8", 3, 16, 10), 10, teacher=str(teacher_of(name)))
+    student = method.model  # KED trains the explaining form of the configured model
     method.setup("cpu")
+    method.bind_data(8)
     method.train()
     teacher = method.teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
     opt = torch.optim.SGD(method.trainable_parameters(), lr=0.1)
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
-    loss, _ = method.loss(x, y, 0)
+    loss, _ = method.loss(x, y, 0, **({"index": torch.arange(8)} if method.uses_index else {}))
     loss.backward()
     opt.step()
     assert all(p.grad is None for p in teacher.parameters())
+    if name == "iekd_ae":  # the stage's model is the frozen teacher itself; only the auto-encoder learns
+        assert all(p.grad is None for p in student.parameters())
+        assert {id(p) for p in method.trainable_parameters()} == {id(p) for m in (method.encoder, method.decoder) for p in m.parameters()}
+        return
     if name.endswith("_stage"):  # FitNets / FSP stages: the layers up to the matched stage
         assert any(p.grad is not None for p in student.parameters())
     else:
@@ -135,4 +140,6 @@ def test_teacher_is_frozen_and_gradients_reach_only_the_student(name, teacher_ru
     own = {id(p) for p in student.parameters()}
     if name == "hint_stage":  # plus FitNets' regressor, which is trained with the student
         own |= {id(p) for p in method.regressor.parameters()}
+    if name == "iekd":  # plus the student's inheritance / exploration encoders
+        own |= {id(p) for p in method.explorer.parameters()}
     assert {id(p) for p in method.trainable_parameters()} == own

@@ -23,13 +23,19 @@ from .fileio import save_torch
 from .train import build, pick_device
 
 
-def load_run(run: Path, device: torch.device):
-    """The trained method of a run folder (config.json + checkpoint.pt) on ``device``, in eval mode."""
+def load_method(run: Path, device: torch.device):
+    """(config, trained method) of a run folder (config.json + checkpoint.pt) on ``device``, in eval mode."""
     cfg = json.loads((Path(run) / "config.json").read_text())
     state = read_checkpoint(Path(run) / NAME)
-    model, method = build(cfg)
+    _, method = build(cfg)
     method.load_state_dict(state["method"])
-    return cfg, model.to(device).eval()
+    return cfg, method.to(device).eval()
+
+
+def load_run(run: Path, device: torch.device):
+    """(config, trained model) of a run folder on ``device``, in eval mode."""
+    cfg, method = load_method(run, device)
+    return cfg, method.model
 
 
 def explain_run(run: Path, out: Path, explainer: str | None = None, examples: int = 10, device: str = "auto") -> dict:

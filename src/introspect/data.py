@@ -214,7 +214,8 @@ class DeviceLoader:
     def __len__(self) -> int:
         return len(self.y)
 
-    def batches(self, gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, gen: torch.Generator | None = None, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+        """(x, y) batches; ``with_index``: (x, y, positions of the samples in the split)."""
         n = len(self.y)
         order = torch.randperm(n, generator=gen, device=self.y.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
@@ -222,7 +223,11 @@ class DeviceLoader:
             x = self.x[idx].float().div_(255)
             if self.pad or self.flip:
                 x = augment_batch(x, self.pad, self.flip, gen)
-            yield (x - self.mean) / self.std, self.y[idx]
+            x = (x - self.mean) / self.std
+            if with_index:
+                yield x, self.y[idx], torch.arange(n, device=self.y.device)[idx] if order is None else idx
+            else:
+                yield x, self.y[idx]
 
 
 def loader(payload: dict, split: str, batch_size: int, device, augment: str = "none", shuffle: bool = False) -> DeviceLoader:

@@ -51,13 +51,13 @@ def speed_settings(cfg: dict, device: torch.device) -> tuple[bool, bool]:
 
 
 def build(cfg: dict):
-    """The model and the method of a resolved config (ConfigError for impossible combinations)."""
+    """The trained model and the method of a resolved config (ConfigError for impossible combinations)."""
     src = DATASETS.get(cfg["dataset"]["name"])
     m = cfg["model"]
     model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
     opts = {k: v for k, v in cfg["method"].items() if k != "name"}
     method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
-    return model, method
+    return method.model, method  # a method may train another form of the configured model (KED)
 
 
 @torch.no_grad()
@@ -134,6 +134,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     layout = torch.channels_last if channels_last else torch.contiguous_format
     method.to(device, memory_format=layout)
     method.setup(device)
+    method.bind_data(len(data["tensors"]["y_train"]))
     if cfg["compile"]:
         model.compile()  # in place: the state_dict keys (and so checkpoints) stay the same
     o = cfg["optim"]
@@ -177,11 +178,11 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         method.train()
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         lr = opt.param_groups[0]["lr"]
-        for x, y in train_batches.batches(gen):
+        for x, y, index in train_batches.batches(gen, with_index=True):
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, logits = method.loss(x, y, epoch)
+                loss, logits = method.loss(x, y, epoch, index=index) if method.uses_index else method.loss(x, y, epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -225,5 +226,6 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         metrics |= {f"{prefix}{k}": last[f"{prefix}{k}"] for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
         metrics[f"{prefix}test_err"] = 100.0 - last[f"{prefix}test_acc"]
     metrics |= {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "epochs": len(history)}
+    metrics |= method.run_metrics()
     save_json(metrics, metrics_path)
     return metrics

@@ -28,6 +28,7 @@ def require(ok: bool, key: str, expected: str, value) -> None:
 
 class Method(nn.Module):
     needs_teacher = False  # True: option ``teacher`` names a finished run the workflow trains first
+    uses_index = False  # True: ``loss`` also gets ``index``, the training-split positions of the batch
 
     def __init__(self, model: nn.Module, num_classes: int):
         super().__init__()
@@ -37,6 +38,14 @@ class Method(nn.Module):
     def setup(self, device) -> None:
         """Load what the method needs besides its model (a frozen teacher), once it is on ``device``."""
 
+    def bind_data(self, train_size: int) -> None:
+        """Told the training split's size (in samples) before any state is loaded: per-sample bookkeeping."""
+
+    def run_metrics(self) -> dict[str, float]:
+        """What metrics.json records besides accuracy: the share (%) of training samples that ever
+        contributed to the loss, and the parameter count of the trained model."""
+        return {"samples_used": 100.0, "params": float(sum(p.numel() for p in self.model.parameters()))}
+
     def networks(self) -> dict[str, nn.Module]:
         """The networks the loop evaluates, by metric prefix: the model ("") and any trained peer."""
         return {"": self.model}
@@ -45,5 +54,5 @@ class Method(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (loss, logits) for a training batch at 0-based ``epoch``."""
+        """Return (loss, logits) for a training batch at 0-based ``epoch`` (``uses_index``: and ``index``)."""
         raise NotImplementedError

@@ -19,10 +19,11 @@ from ..registry import ConfigError
 from .base import METHODS, Method, require
 
 
-def kl_tau(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """KL_tau(q || p), averaged over the batch."""
-    q = F.softmax(teacher_logits / tau, dim=1)
-    return (q * (F.log_softmax(teacher_logits / tau, dim=1) - F.log_softmax(student_logits / tau, dim=1))).sum(1).mean()
+def kl_tau(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float, per_sample: bool = False) -> torch.Tensor:
+    """KL_tau(q || p) over the last dimension, averaged over the batch (``per_sample``: one per sample)."""
+    q = F.softmax(teacher_logits / tau, dim=-1)
+    kl = (q * (F.log_softmax(teacher_logits / tau, dim=-1) - F.log_softmax(student_logits / tau, dim=-1))).sum(-1)
+    return kl if per_sample else kl.mean()
 
 
 def permute_non_argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -46,11 +47,15 @@ class FromTeacher(Method):
         self._teacher: list[torch.nn.Module] = []  # a list keeps it out of parameters() and state_dict()
 
     def setup(self, device) -> None:
-        from ..analysis import load_run  # late: analysis builds runs, which needs this registry
+        self.use_teacher(self.load_teacher(device).model)
+
+    def load_teacher(self, device) -> Method:
+        """The teacher run's trained method (its model, and what else it learned), frozen, on ``device``."""
+        from ..analysis import load_method  # late: analysis builds runs, which needs this registry
 
         if not (self.teacher_path / "metrics.json").exists():
             raise ConfigError(f"method.teacher: {self.teacher_path} is not a finished run (no metrics.json)")
-        self.use_teacher(load_run(self.teacher_path, device)[1])
+        return load_method(self.teacher_path, device)[1].requires_grad_(False)
 
     def use_teacher(self, net: torch.nn.Module) -> None:
         """Teach with ``net``, frozen: eval mode, no gradient (``setup`` passes the loaded run)."""
@@ -88,9 +93,11 @@ class KD(FromTeacher):
     def target_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.teacher_logits(x)
 
-    def kd_loss(self, teacher_logits: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = self.tau ** 2 * kl_tau(teacher_logits, logits, self.tau)
-        return loss + self.lam * F.cross_entropy(logits, y) if self.lam else loss
+    def kd_loss(self, teacher_logits: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
+        loss = self.tau ** 2 * kl_tau(teacher_logits, logits, self.tau, per_sample)
+        if not self.lam:
+            return loss
+        return loss + self.lam * F.cross_entropy(logits, y, reduction="none" if per_sample else "mean")
 
     def loss(self, x, y, epoch):
         t = self.target_logits(x)

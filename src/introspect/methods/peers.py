@@ -42,8 +42,12 @@ class DML(Method):
     def networks(self):
         return {"": self.model, "peer_": self.peer}
 
-    def loss(self, x, y, epoch):
-        a1, a2 = self.model(x), self.peer(x)
+    def mutual_loss(self, a1, a2, y):
+        """L_1 + L_2 of two networks' logits."""
         l1 = F.cross_entropy(a1, y) + self.lam * kl_tau(a2.detach(), a1, 1.0)
         l2 = F.cross_entropy(a2, y) + self.lam * kl_tau(a1.detach(), a2, 1.0)
-        return l1 + l2, a1
+        return l1 + l2
+
+    def loss(self, x, y, epoch):
+        a1 = self.model(x)
+        return self.mutual_loss(a1, self.peer(x), y), a1
