@@ -112,6 +112,12 @@ BAD = [
      "tables.table5.rows.hint.stage: method.name: unknown method 'fitnets'"),
     ("tables.table3.rows.ce.method", "at_kd", "tables.table3.rows.ce: method at_kd needs a teacher"),
     ("tables.table5.models", ["mlp1024"], "tables.table5.rows.hint.stage: method: the student has no convolutional stages"),
+    ("tables.table_ked.rows.ked.teacher", {"model": "resnet20", "method": "ked_mentor"},
+     "tables.table_ked.rows.ked.teacher.method: unknown method 'ked_mentor'"),
+    ("tables.table_iekd.rows.iekd.teacher", {"model": "resnet20", "epochs": 2},
+     "tables.table_iekd.rows.iekd.teacher: 'method' is a dependency of 'epochs'"),
+    ("tables.table_srd.columns", ["flops"], "tables.table_srd.columns.0: 'flops' is not one of"),
+    ("tables.table_iekd.models", ["mlp1024"], "tables.table_iekd.rows.iekd: method: the student has no"),
 ]
 
 
@@ -121,6 +127,20 @@ def test_bad_config_is_one_line_naming_the_key(path, value, message):
         pipeline.plan(mutate(path, value), "quick")
     text = str(err.value)
     assert "\n" not in text and message in text, text
+
+
+def test_a_row_teacher_with_a_method_is_a_chain_of_its_own():
+    plan = pipeline.plan(PARAMS, "paper")
+    assert plan.runs["cifar10/resnet8/iekd/seed2"].needs == ("cifar10/resnet26/teacher_iekd_ae/seed2",)
+    stage = plan.runs["cifar10/resnet26/teacher_iekd_ae/seed2"]
+    assert stage.needs == ("cifar10/resnet26/teacher/seed2",) and stage.config["epochs"] == 30
+    assert plan.runs["cifar10/resnet26/teacher_srl_teacher/seed2"].needs == ()
+    assert plan.runs["cifar10/resnet26/teacher_ked_teacher/seed2"].needs == ()
+    assert plan.runs["cifar10/resnet14/srl_hybrid/seed0"].needs == ("cifar10/resnet26/teacher_srl_teacher/seed0",)
+    assert plan.runs["cifar10/resnet14/kd/seed0"].needs == ("cifar10/resnet26/teacher/seed0",)  # the table's own
+    table = next(t for t in plan.tables if t.name == "table_srd")
+    assert table.columns == ["samples_used"] and table.teacher == pipeline.Teacher("resnet26", "teacher", "ce")
+    assert {r.label: r.teacher for r in table.rows}["srl_regulated"] == pipeline.Teacher("resnet26", "teacher_srl_teacher", "srl_teacher")
 
 
 def test_students_learn_from_one_teacher_per_seed_and_depend_on_it():

@@ -285,3 +285,28 @@ def test_missing_explanations_do_not_crash(setup, plan):
     assert "- explanations `" in (out / "index.md").read_text()
     c10 = [r for r in claim_rows(out) if r["claim"] == "C10" and r["paper_dataset"] == "cifar10"]
     assert c10[0]["line_verdict"] == "inconclusive" and "missing" in c10[0]["note"]
+
+
+def test_extra_columns_and_a_rows_own_teacher(tmp_path):
+    from introspect.report.results import Results
+    from introspect.report.tables import build_table
+
+    srl = {"model": "resnet8", "method": "srl_teacher"}
+    params = {**PARAMS, "seeds": [0, 1], "tables": {"srd": {
+        "caption": "SRD", "paper_table": "srd", "dataset": "cifar10", "models": ["resnet8"], "columns": ["samples_used", "params"],
+        "teacher": {"model": "resnet8"},
+        "rows": {"kd": {"method": "kd"}, "srl_significance": {"method": "srl_significance", "teacher": srl},
+                 "srl_hybrid": {"method": "srl_hybrid", "teacher": srl}}}}}
+    params.pop("explanations")
+    plan = pipeline.plan(params)
+    used = {"teacher": 100.0, "kd": 100.0, "teacher_srl_teacher": 60.0, "srl_significance": 60.0, "srl_hybrid": 40.0}
+    for run in plan.runs.values():
+        d = tmp_path / run.id
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"val_acc": 90.0, "test_acc": 90.0 + run.seed, "epochs": 1,
+                                                   "samples_used": used[run.variant] + run.seed, "params": 1234567.0}))
+    md = build_table(plan.tables[0], Results(plan, tmp_path), {}).markdown()
+    assert "| method | resnet8 ours | resnet8 paper | resnet8 Δ | resnet8 samples used (%) | resnet8 params |" in md
+    assert "| srl_hybrid | 90.50 ± 0.71 (2) | — | — | 40.5 | 1,234,567 |" in md
+    assert "| teacher (resnet8, ce) | 90.50 ± 0.71 (2) | — | — | 100.5 | 1,234,567 |" in md
+    assert "| teacher of srl_significance, srl_hybrid (resnet8, srl_teacher) | 90.50 ± 0.71 (2) | — | — | 60.5 |" in md

@@ -125,6 +125,14 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
     methods = {r.config["method"]["name"] for r in plan.runs.values() if r.needs}
     assert {"kd", "dkpp", "cwtm", "cwtm_permut", "ban", "ban_l", "hint_stage", "fsp_stage", "at_kd"} <= methods
     assert {"hint", "fsp_kd", "takd"} <= {r.variant for r in plan.runs.values() if r.needs} and edges
+    # the seed papers' chains: teacher -> auto-encoder stage -> IE-KD; self-regulated / explaining teachers
+    for student, teacher in (("iekd", "resnet26/teacher_iekd_ae"), ("srl_significance", "resnet26/teacher_srl_teacher"),
+                             ("srl_regulated", "resnet26/teacher_srl_teacher"), ("srl_hybrid", "resnet26/teacher_srl_teacher"),
+                             ("ked", "resnet26/teacher_ked_teacher"), ("e2kd", "resnet26/teacher")):
+        for model in ("resnet14", "resnet8"):
+            assert f"results/cifar10/{teacher}/seed3/metrics.json" in inputs[f"cifar10/{model}/{student}"], (student, model)
+    assert "results/cifar10/resnet26/teacher/seed4/metrics.json" in inputs["cifar10/resnet26/teacher_iekd_ae"]
+    assert "teacher/seed" not in inputs["cifar10/resnet26/teacher_srl_teacher"]  # trained from scratch, like ked_teacher
     assert "data/processed/cifar10.pt" in text and "data/processed/mnist.pt" in text
 
 

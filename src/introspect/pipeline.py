@@ -36,6 +36,15 @@ class Run:
         return f"{self.dataset}/{self.model}/{self.variant}/seed{self.seed}"
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """A dedicated teacher: the runs ``{dataset}/{model}/{variant}/seed{n}``, trained with ``method``."""
+
+    model: str
+    variant: str
+    method: str
+
+
 @dataclass
 class Row:
     label: str
@@ -43,6 +52,7 @@ class Row:
     sweep_key: str | None
     variants: dict[str, object]  # variant -> swept value (None when no sweep)
     assistants: dict[str, str] = field(default_factory=dict)  # TAKD: student model -> assistant model
+    teacher: Teacher | None = None  # the row's own dedicated teacher, when it is not the table's
 
 
 @dataclass
@@ -55,7 +65,8 @@ class Table:
     metric: str
     models: list[str]
     rows: list[Row]
-    teacher: str | None = None  # the model of the table's dedicated teacher runs (variant "teacher")
+    teacher: Teacher | None = None  # the table's dedicated teacher runs
+    columns: list[str] = field(default_factory=list)  # more per-model columns: params, samples_used
 
 
 @dataclass
@@ -139,18 +150,37 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                 raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
             runs[run.id] = run
 
+    def dedicated(key: str, dataset: str, spec: dict) -> Teacher:
+        """Add the runs of a teacher ``{model[, method, epochs]}``: variant "teacher" (ce) and, with a
+        method, variant "teacher_<method>" (taught by the ce one if that method needs a teacher)."""
+        method = spec.get("method", "ce")
+        needs_teacher = METHODS.get(method, f"{key}.method").needs_teacher
+        model = spec["model"]
+        base = lambda seed: f"{dataset}/{model}/teacher/seed{seed}"  # noqa: E731
+        if method == "ce" or needs_teacher:
+            add(key, dataset, model, "teacher", "ce", {})
+        if method == "ce":
+            return Teacher(model, "teacher", "ce")
+        sets = {"epochs": spec["epochs"]} if "epochs" in spec else {}
+        add(key, dataset, model, f"teacher_{method}", method, sets, base if needs_teacher else None)
+        return Teacher(model, f"teacher_{method}", method)
+
     tables = []
     for name, t in p["tables"].items():
         dataset = p["datasets"].get(t["dataset"])
         if dataset is None:
             raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
         models = t["models"]
-        spec = t.get("teacher") or {}
-        if "model" in spec:
-            add(f"tables.{name}.teacher", dataset, spec["model"], "teacher", "ce", {})
+        table_spec = t.get("teacher") or {}
+        table_teacher = dedicated(f"tables.{name}.teacher", dataset, table_spec) if "model" in table_spec else None
         rows = []
         for label, r in t["rows"].items():
             key = f"tables.{name}.rows.{label}"
+            spec, row_teacher = table_spec, None
+            if "teacher" in r:
+                spec = r["teacher"]
+                row_teacher = dedicated(f"{key}.teacher", dataset, spec) if "model" in spec else None
+            own = row_teacher or table_teacher
             sweep = r.get("sweep") or {}
             if len(sweep) > 1:
                 raise ConfigError(f"{key}.sweep: one key per sweep, got {', '.join(sweep)}")
@@ -160,12 +190,13 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
             variants = {variant_name(label, v): v for v in values}
             for model in models:
                 teacher = None
-                if "model" in spec:
-                    teacher = lambda seed: f"{dataset}/{spec['model']}/teacher/seed{seed}"  # noqa: E731
+                if own is not None:
+                    teacher = lambda seed, o=own: f"{dataset}/{o.model}/{o.variant}/seed{seed}"  # noqa: E731
                 elif "row" in spec:
                     if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
-                        raise ConfigError(f"tables.{name}.teacher.row: {spec['row']!r} is not a row of this table without a sweep")
-                    teacher = lambda seed, m=model: f"{dataset}/{m}/{spec['row']}/seed{seed}"  # noqa: E731
+                        where = f"{key}.teacher" if "teacher" in r else f"tables.{name}.teacher"
+                        raise ConfigError(f"{where}.row: {spec['row']!r} is not a row of this table without a sweep")
+                    teacher = lambda seed, m=model, row=spec["row"]: f"{dataset}/{m}/{row}/seed{seed}"  # noqa: E731
                 if "assistant" in r:  # TAKD: teacher -> assistant (the row's method) -> this row's runs
                     helper = r["assistant"].get(model)
                     if helper is None:
@@ -182,9 +213,10 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                     if sweep_key:
                         sets[sweep_key] = value
                     add(key, dataset, model, variant, r["method"], sets, teacher, init)
-            rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {})))
+            rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {}), row_teacher))
         tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
-                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, spec.get("model")))
+                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
+                            list(t.get("columns") or [])))
 
     explanations = {}
     for paper_ds, e in (p.get("explanations") or {}).items():

@@ -17,7 +17,8 @@ import numpy as np
 from ..pipeline import Plan, Row, Run, Table
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err",
-           "peer_val_acc", "peer_test_acc")  # peer_*: DML's second network
+           "peer_val_acc", "peer_test_acc",  # peer_*: DML's second network
+           "samples_used", "params")  # share (%) of training samples that ever contributed; model size
 CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
 
 

@@ -82,6 +82,9 @@ def caption(table: Table, scale: str) -> str:
     return text
 
 
+COLUMNS = {"params": "params", "samples_used": "samples used (%)"}  # a table's extra columns, by metric
+
+
 @dataclass(frozen=True)
 class Rendered:
     name: str
@@ -89,14 +92,19 @@ class Rendered:
     models: list[str]
     rows: list[list[str]]  # ours
     references: list[list[str]]  # other published rows of the same table
+    columns: tuple[str, ...] = ()  # extra per-model columns (metrics.json keys)
+
+    @property
+    def per_model(self) -> list[str]:
+        return ["ours", "paper", "Δ", *(COLUMNS[c] for c in self.columns)]
 
     def markdown(self) -> str:
-        header = ["method", *(f"{m} {col}" for m in self.models for col in ("ours", "paper", "Δ"))]
+        header = ["method", *(f"{m} {col}" for m in self.models for col in self.per_model)]
         return f"**{self.name}**: {self.caption}\n\n" + fmt.markdown(header, self.rows + self.references)
 
     def latex(self) -> str:
-        header = ["method", *(col for _ in self.models for col in ("ours", "paper", "Δ"))]
-        groups = [("", 1), *((m, 3) for m in self.models)]
+        header = ["method", *(col for _ in self.models for col in self.per_model)]
+        groups = [("", 1), *((m, len(self.per_model)) for m in self.models)]
         return fmt.latex(header, [self.rows, self.references], self.caption, f"tab:{self.name}", groups)
 
 
@@ -104,6 +112,15 @@ def compared(ours, ref: Ref | None) -> list[str]:
     """The three cells of a model's column: ours (mean ± std (n)), the paper's, ours − paper."""
     diff = ours.mean - ref.mean if ref is not None and ours.n else None
     return [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
+
+
+def extra_cells(table: Table, results: Results, model: str, variant: str | None) -> list[str]:
+    """The table's extra columns for one variant: mean over its present seeds."""
+    cells = []
+    for column in table.columns:
+        st = results.stat(table.dataset, model, variant, column)
+        cells.append(fmt.DASH if not st.n else f"{round(st.mean):,}" if column == "params" else fmt.num(st.mean, 1))
+    return cells
 
 
 def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
@@ -115,15 +132,22 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         for model, choice in choices.items():
             cells += compared(results.stat(table.dataset, model, choice.variant, table.metric),
                               paper.get((*key, model, row.label, table.metric)))
+            cells += extra_cells(table, results, model, choice.variant)
         rows.append(cells)
         peers = {m: results.stat(table.dataset, m, c.variant, f"peer_{table.metric}") for m, c in choices.items()}
         if any(st.n for st in peers.values()):  # DML: the second network of the same runs
             rows.append([f"{cells[0]}, second network",
-                         *(c for m, ours in peers.items() for c in compared(ours, paper.get((*key, m, row.label, table.metric))))])
-    if table.teacher:  # the teachers' own accuracy (one teacher run per seed serves every student)
-        cells = compared(results.stat(table.dataset, table.teacher, "teacher", table.metric),
-                         paper.get((*key, table.teacher, "teacher", table.metric)))
-        rows.append([f"teacher ({table.teacher}, ce)", *(cells * len(table.models))])
+                         *(c for m, ours in peers.items()
+                           for c in compared(ours, paper.get((*key, m, row.label, table.metric))) + [fmt.DASH] * len(table.columns))])
+    teachers = {table.teacher: ""} if table.teacher else {}
+    for r in table.rows:  # a row's own teacher, named with every row it teaches
+        if r.teacher and r.teacher != table.teacher:
+            teachers[r.teacher] = f"{teachers[r.teacher]}, {r.label}" if r.teacher in teachers else f" of {r.label}"
+    for teacher, whose in teachers.items():  # the teachers' own accuracy (one teacher run per seed serves every student)
+        cells = compared(results.stat(table.dataset, teacher.model, teacher.variant, table.metric),
+                         paper.get((*key, teacher.model, teacher.variant, table.metric)))
+        cells += extra_cells(table, results, teacher.model, teacher.variant)
+        rows.append([f"teacher{whose} ({teacher.model}, {teacher.method})", *(cells * len(table.models))])
     for row in table.rows:  # TAKD's assistants, each in the column of the student it teaches
         if row.assistants:
             cells = [f"assistant of {row.label} ({row.method} from the teacher)"]
@@ -131,6 +155,7 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
                 helper = row.assistants.get(model)
                 ours = results.stat(table.dataset, helper, f"{row.label}_assistant", table.metric) if helper else None
                 cells += [fmt.DASH if ours is None else f"{helper}: {fmt.mean_std(ours)}", fmt.DASH, fmt.DASH]
+                cells += [fmt.DASH] * len(table.columns)
             rows.append(cells)
     extra = sorted({(k[4], k[3]) for k in paper
                     if k[:2] == key and k[2] in table.models and k[4].startswith(f"{table.metric}_")})
@@ -138,8 +163,9 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
     for metric, method in extra:
         refs = [paper.get((*key, m, method, metric)) for m in table.models]
         note = next((r.note for r in refs if r is not None and r.note), metric)
-        references.append([f"{method}, {note}", *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH))])
-    return Rendered(table.name, caption(table, results.plan.scale), list(table.models), rows, references)
+        references.append([f"{method}, {note}",
+                           *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH, *[fmt.DASH] * len(table.columns)))])
+    return Rendered(table.name, caption(table, results.plan.scale), list(table.models), rows, references, tuple(table.columns))
 
 
 def sweeps_markdown(plan: Plan, results: Results) -> str:
