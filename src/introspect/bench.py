@@ -36,6 +36,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def teacher_stage(kind: str, teacher: torch.nn.Module, num_classes: int, batch_size: int, device):
+    """An untrained in-memory teacher run of method ``kind`` on ``teacher``'s architecture (every
+    sample counted once, for self-regulated teachers)."""
+    opts = {"teacher": "in-memory"} if METHODS.get(kind).needs_teacher else {}
+    stage = METHODS.build(kind, copy.deepcopy(teacher), num_classes, **opts).to(device)
+    if stage.needs_teacher:
+        stage.use_teacher(teacher)
+    stage.bind_data(batch_size)
+    if getattr(stage, "counts", None) is not None:
+        stage.counts.fill_(1)
+    return stage.eval()
+
+
 def step_times(model_name: str, device: torch.device, batch_size: int, steps: int) -> dict[str, list[float]]:
     src = DATASETS.get(SHAPES.get(family(model_name), "cifar10"))
     torch.manual_seed(0)
@@ -54,21 +67,28 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     for label, (method, opts) in variants.items():
         try:
             m = METHODS.build(method, copy.deepcopy(base), len(src.classes), **opts).to(device, memory_format=layout)
+            m.bind_data(batch_size)
             if m.needs_teacher:  # BAN learns from a copy of itself
-                m.use_teacher(copy.deepcopy(base).to(device) if method.startswith("ban") else teacher)
+                if method.startswith("ban"):
+                    m.use_teacher(copy.deepcopy(base).to(device))
+                elif m.teacher_method == "ce":
+                    m.use_teacher(teacher)
+                else:  # a teacher trained with another method (IE-KD's auto-encoder stage, ...): built here, untrained
+                    m.learn_from(teacher_stage(m.teacher_method, teacher, len(src.classes), batch_size, device))
         except ConfigError:  # e.g. feature distillation on an MLP (no conv stages) or unmatched stages
             continue
         opt = torch.optim.SGD(m.trainable_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         runs[label] = (m.train(), opt)
     x = torch.randn(batch_size, src.channels, src.size, src.size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, len(src.classes), (batch_size,), device=device)
+    index = torch.arange(batch_size, device=device)
 
     def step(label: str) -> float:
         m, opt = runs[label]
         _sync(device)
         t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = m.loss(x, y, epoch=0)
+            loss, _ = m.loss(x, y, epoch=0, **({"index": index} if m.uses_index else {}))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -39,6 +39,7 @@ class FromTeacher(Method):
     """Base of every method that learns from a frozen teacher run (``teacher``: its folder)."""
 
     needs_teacher = True
+    teacher_method = "ce"  # what the teacher run was trained with (a row's teacher: {method: ...})
 
     def __init__(self, model, num_classes, *, teacher: str = ""):
         super().__init__(model, num_classes)
@@ -47,7 +48,11 @@ class FromTeacher(Method):
         self._teacher: list[torch.nn.Module] = []  # a list keeps it out of parameters() and state_dict()
 
     def setup(self, device) -> None:
-        self.use_teacher(self.load_teacher(device).model)
+        self.learn_from(self.load_teacher(device))
+
+    def learn_from(self, stage: Method) -> None:
+        """Take what this method needs from the teacher run's trained method (most: its model)."""
+        self.use_teacher(stage.model)
 
     def load_teacher(self, device) -> Method:
         """The teacher run's trained method (its model, and what else it learned), frozen, on ``device``."""

@@ -131,6 +131,8 @@ class IEKD(KD):
     + lambda_inh L_inh + lambda_exp L_exp against the factor E(F_T) of an ``iekd_ae`` run (its
     ``teacher``). ``exploration``: "l1" (the paper's dis-similarity) or "cos" (the code's option)."""
 
+    teacher_method = "iekd_ae"
+
     def __init__(self, model, num_classes, *, teacher: str = "", lam_inh: float = 500.0, lam_exp: float = 500.0,
                  exploration: Literal["l1", "cos"] = "l1", kd: bool = False, tau: float = 4.0, lam: float = 0.1):
         super().__init__(model, num_classes, teacher=teacher, tau=tau, lam=lam)
@@ -138,12 +140,12 @@ class IEKD(KD):
         self.channels, self.lam_inh, self.lam_exp, self.form, self.with_kd = last_stage(model, "student"), lam_inh, lam_exp, exploration, kd
         self._encoder: list[nn.Module] = []  # the teacher's, frozen: outside parameters() and state_dict()
 
-    def setup(self, device):
-        stage = self.load_teacher(device)
+    def learn_from(self, stage):
         if not isinstance(stage, IEAutoEncoder):
             raise ConfigError(f"method.teacher: IE-KD learns from an iekd_ae run (the teacher's auto-encoder), got {type(stage).__name__}")
         self.use_teacher(stage.model)
         self._encoder[:] = [stage.encoder.eval()]
+        device = next(self.model.parameters()).device
         self.explorer = Explorer(self.channels, stage.factor, self.lam_inh, self.lam_exp, self.form).to(device)
 
     def factor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,6 +50,8 @@ class KED(FromTeacher):
     the plain net's), taught by a ``ked_teacher`` run with the same number of branches; loss
     :func:`ked_loss` with T = tau = 10, lambda = 0.7, mu = 0.7 (the authors' values)."""
 
+    teacher_method = "ked_teacher"
+
     def __init__(self, model, num_classes, *, teacher: str = "", branches: int = 4, lam: float = 0.7, mu: float = 0.7,
                  T: float = 10.0, tau: float = 10.0):
         require(branches >= 2, "method.branches", "an integer >= 2", branches)

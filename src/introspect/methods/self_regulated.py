@@ -110,6 +110,7 @@ class SelfRegulatedTeacher(Counted, Method):
 class SelfRegulatedStudent(Counted, KD):
     """Base of the three students: KD's per-sample loss, the teacher's significance and/or self-regulation."""
 
+    teacher_method = "srl_teacher"
     weighted = False  # use the teacher's significance
     regulated = False  # apply the rule to the student itself
 
@@ -119,13 +120,12 @@ class SelfRegulatedStudent(Counted, KD):
         self.rule = Regulation(schedule, theta, alpha)
         self.significance: torch.Tensor | None = None
 
-    def setup(self, device):
-        stage = self.load_teacher(device)
+    def learn_from(self, stage):
         if not isinstance(stage, SelfRegulatedTeacher):
             raise ConfigError(f"method.teacher: {self.teacher_path} is not an srl_teacher run (it holds no participation counts)")
         self.use_teacher(stage.model)
         n = stage.counts.double()
-        self.significance = (n / n.mean().clamp_min(1e-12)).float().to(device)
+        self.significance = (n / n.mean().clamp_min(1e-12)).float()
 
     def loss(self, x, y, epoch, index):
         t = self.teacher_logits(x)
