@@ -97,28 +97,33 @@ def test_le_gradient_treats_targets_as_labels():
 
 
 STAGE_METHODS = {"hint_stage", "fsp_stage"}
-CONV_ONLY = STAGE_METHODS | {"at_kd", "e2kd"}  # feature maps or Grad-CAM: no MLP
+CONV_ONLY = STAGE_METHODS | {"at_kd", "e2kd", "iekd", "ie_dml"}  # feature maps or Grad-CAM: no MLP
+RESNET_ONLY = {"ked", "ked_teacher"}  # KED's explaining form is built from a ResNet
 
 
 @pytest.mark.parametrize("name", METHODS.names())
 @pytest.mark.parametrize("model_name", ["resnet8", "cnn6", "mlp1024"])
-def test_every_method_trains_every_model_family(name, model_name, teacher_run):
+def test_every_method_trains_every_model_family(name, model_name, teacher_of):
     torch.manual_seed(0)
     model = MODELS.build(model_name, 3, 16, 10)
     opts = {"warmup": 0} if "warmup" in METHODS.options(name) else {}
     if METHODS.get(name).needs_teacher:
-        opts["teacher"] = str(teacher_run)
-    if name in CONV_ONLY and model.conv_layer is None:
-        with pytest.raises(ConfigError, match="convolutional"):
-            METHODS.build(name, model, 10, **opts)
+        opts["teacher"] = str(teacher_of(name))  # a resnet8 run (for KED, its explaining form)
+    refusal = ("convolutional" if name in CONV_ONLY | {"iekd_ae"} and model.conv_layer is None
+               else "built from a ResNet" if name in RESNET_ONLY and not model_name.startswith("resnet")
+               else "teacher's architecture" if name == "iekd_ae" and model_name != "resnet8" else None)
+    if refusal:
+        with pytest.raises(ConfigError, match=refusal):
+            METHODS.build(name, model, 10, **opts).setup("cpu")
         return
     method = METHODS.build(name, model, 10, **opts)
     method.setup("cpu")
+    method.bind_data(8)
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
-    loss, logits = method.loss(x, y, epoch=0)
+    loss, logits = method.loss(x, y, epoch=0, **({"index": torch.arange(8)} if method.uses_index else {}))
     assert loss.dim() == 0 and torch.isfinite(loss) and logits.shape == (8, 10)
     loss.backward()
-    params = dict(method.named_parameters())
+    params = {n: p for n, p in method.named_parameters() if p.requires_grad}  # iekd_ae: the teacher is frozen
     if name in STAGE_METHODS:  # a FitNets / FSP stage trains the layers up to the matched stage only
         head = [n for n in params if n.startswith(("model.fc", "model.head"))]
         assert head and all(params[n].grad is None for n in head)

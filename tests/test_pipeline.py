@@ -28,7 +28,7 @@ def test_every_table_row_and_model_has_its_runs(scale):
 def test_quick_scale_is_the_offline_set_with_every_method_and_family():
     plan = pipeline.plan(PARAMS, "quick")
     assert {r.dataset for r in plan.runs.values()} == {"digits"}
-    assert len(plan.seeds) >= 3
+    assert len(plan.seeds) >= 2  # Welch's t-test needs two per side
     methods = {r.config["method"]["name"] for r in plan.runs.values()}
     assert methods == set(METHODS.names())
     explainers = {r.config["method"].get("explainer") for r in plan.runs.values()} - {None}
