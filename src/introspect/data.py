@@ -225,7 +225,7 @@ class DeviceLoader:
                 x = augment_batch(x, self.pad, self.flip, gen)
             x = (x - self.mean) / self.std
             if with_index:
-                yield x, self.y[idx], torch.arange(n, device=self.y.device)[idx] if order is None else idx
+                yield x, self.y[idx], idx if order is not None else torch.arange(start, start + len(x), device=self.y.device)
             else:
                 yield x, self.y[idx]
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..models.layers import count_parameters
 from ..registry import ConfigError, Registry
 
 METHODS = Registry("method")
@@ -44,7 +45,7 @@ class Method(nn.Module):
     def run_metrics(self) -> dict[str, float]:
         """What metrics.json records besides accuracy: the share (%) of training samples that ever
         contributed to the loss, and the parameter count of the trained model."""
-        return {"samples_used": 100.0, "params": float(sum(p.numel() for p in self.model.parameters()))}
+        return {"samples_used": 100.0, "params": float(count_parameters(self.model))}
 
     def networks(self) -> dict[str, nn.Module]:
         """The networks the loop evaluates, by metric prefix: the model ("") and any trained peer."""

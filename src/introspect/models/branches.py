@@ -12,12 +12,15 @@ same size.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import Net, ReLU
-from .resnet import BasicBlock, ResNet
+from ..registry import ConfigError
+from .layers import Net, ReLU, count_parameters
+from .resnet import BasicBlock, ResNet, run_stages
 
 
 class ExplainingResNet(Net):
@@ -40,12 +43,7 @@ class ExplainingResNet(Net):
 
     def forward_branches(self, x: torch.Tensor):
         """(logits = sum_m log softmax(z_m) [b, c], branch logits z [M, b, c], [stage outputs])."""
-        h = self.stem(x)
-        feats = []
-        for stage, drop in zip(self.trunk, self.drops):
-            h = stage(h)
-            feats.append(h)
-            h = drop(h)
+        h, feats = run_stages(self.stem(x), self.trunk, self.drops)
         groups = self.split(h).chunk(self.branches, dim=1)
         maps = [branch(g) for branch, g in zip(self.branch, groups)]
         z = torch.stack([head(m.mean((2, 3))) for head, m in zip(self.heads, maps)])
@@ -57,16 +55,12 @@ class ExplainingResNet(Net):
         return logits, feats, feats[-1]
 
 
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def match_width(plain: ResNet, branches: int) -> int:
     """The branch width w whose explaining net has the parameter count nearest to ``plain``'s."""
-    target = count(plain)
+    target = count_parameters(plain)
 
     def size(w: int) -> int:
-        return count(ExplainingResNet(_twin(plain), branches, w))
+        return count_parameters(ExplainingResNet(copy.deepcopy(plain), branches, w))
 
     lo, hi = 1, plain.stage_channels[-1]  # size(w) grows with w; M branches of the plain width overshoot
     while lo < hi:  # the largest w with size(w) <= target
@@ -75,16 +69,8 @@ def match_width(plain: ResNet, branches: int) -> int:
     return min((lo, lo + 1), key=lambda w: abs(size(w) - target))
 
 
-def _twin(plain: ResNet) -> ResNet:
-    import copy
-
-    return copy.deepcopy(plain)
-
-
 def explaining(plain: nn.Module, branches: int = 4) -> ExplainingResNet:
     """The explaining form of a plain ResNet, parameter-matched (it takes over the plain trunk's modules)."""
     if not isinstance(plain, ResNet):
-        from ..registry import ConfigError
-
         raise ConfigError(f"model: KED's explaining network is built from a ResNet, not {type(plain).__name__}")
     return ExplainingResNet(plain, branches, match_width(plain, branches))

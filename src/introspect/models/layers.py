@@ -49,6 +49,10 @@ def enable_guided(model: nn.Module, on: bool = True) -> None:
             m.guided = on
 
 
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p > 0 else nn.Identity()
 

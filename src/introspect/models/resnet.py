@@ -34,6 +34,16 @@ class BasicBlock(nn.Module):
         return self.relu2(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+def run_stages(h: torch.Tensor, stages, drops) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Each stage in turn, its output kept, dropout between stages: (last hidden map, [stage outputs])."""
+    feats = []
+    for stage, drop in zip(stages, drops):
+        h = stage(h)
+        feats.append(h)
+        h = drop(h)
+    return h, feats
+
+
 class ResNet(Net):
     def __init__(self, blocks: int, in_channels: int, num_classes: int, dropout_p: float = 0.0):
         super().__init__()
@@ -60,12 +70,7 @@ class ResNet(Net):
         return [stage[-1].conv2.out_channels for stage in self.stages]
 
     def forward_features(self, x):
-        h = self.stem(x)
-        feats = []
-        for stage, drop in zip(self.stages, self.drops):
-            h = stage(h)
-            feats.append(h)
-            h = drop(h)
+        h, feats = run_stages(self.stem(x), self.stages, self.drops)
         return self.fc(h.mean((2, 3))), feats, feats[-1]
 
 
