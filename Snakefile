@@ -24,5 +24,5 @@ rule all:
 
 rule train_all:
     input:
-        all_metrics(),
+        all_receipts(),
         all_explanations(),

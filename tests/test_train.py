@@ -26,7 +26,9 @@ def test_run_leaves_its_files(tmp_path, synthetic_path):
     metrics = train(cfg, tmp_path / "run")
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.json", "checkpoint.pt", "history.parquet", "metrics.json"}
-    assert json.loads((run / "config.json").read_text()) == cfg
+    saved = json.loads((run / "config.json").read_text())
+    assert set(saved.pop("provenance")) == {"code", "learned_from", "data"} and saved == cfg
+    assert json.loads((run / "provenance.json").read_text())["code"]  # the receipt, written last
     hist = pq.read_table(run / "history.parquet").to_pylist()
     assert [r["epoch"] for r in hist] == [1, 2, 3]
     assert set(hist[0]) >= {"lr", "train_loss", "train_acc", "val_acc", "test_acc", "seconds", "images_per_s"}

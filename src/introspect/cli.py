@@ -165,7 +165,17 @@ def cmd_report(args) -> int:
     from .report import make_report
 
     plan = load(Path(args.params), args.scale)
-    make_report(plan, Path(args.results), Path(args.reference), Path(args.out), code_version(), args.params)
+    done = make_report(plan, Path(args.results), Path(args.reference), Path(args.out), code_version(), args.params)
+    missing, stale = done["missing_runs"], done["stale_runs"]
+    if missing or stale:
+        print(f"{PROG}: {len(plan.runs) - len(missing) - len(stale)} of {len(plan.runs)} planned runs are present and "
+              f"current; {len(missing)} missing, {len(stale)} stale (left out of every table and verdict):", file=sys.stderr)
+        for run_id in missing:
+            print(f"  missing: {run_id}", file=sys.stderr)
+        for run_id, why in sorted(stale.items()):
+            print(f"  stale: {run_id} ({'; '.join(why)})", file=sys.stderr)
+    else:
+        print(f"{PROG}: all {len(plan.runs)} planned runs are present and current", file=sys.stderr)
     print(f"{args.out}/index.md written", file=sys.stderr)
     return 0
 

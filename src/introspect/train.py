@@ -3,8 +3,11 @@
 A run folder holds ``config.json`` (resolved), ``checkpoint.pt`` (written atomically after every
 epoch, with a checksum, the previous one kept as ``checkpoint.prev.pt``: method/model, optimizer,
 scheduler, every RNG state, the history so far), ``history.parquet``
-(one row per epoch) and, at the end, ``metrics.json``. A run started again in the same folder
-resumes from its checkpoint; on the CPU it ends bit-identical to a run that was never stopped.
+(one row per epoch) and, at the end, ``metrics.json`` then ``provenance.json`` (the receipt the
+workflow waits for). A run started again in the same folder resumes from its checkpoint; on the
+CPU it ends bit-identical to a run that was never stopped. A run whose config, code or teacher
+changed since it was trained is moved whole to ``superseded/<time>/`` and trained again
+(:mod:`introspect.provenance`).
 The step has no host synchronization: losses and accuracies accumulate on the device and are
 read once per epoch.
 """
@@ -25,6 +28,7 @@ from .data import DATASETS, DataError, load_prepared, loader
 from .fileio import save_json, save_parquet
 from .methods import METHODS
 from .models import MODELS
+from .provenance import RECEIPT, differences, of_run
 from .registry import ConfigError
 
 # MultiStepLR keeps its milestones in a Counter; allow it in weights-only checkpoint loading.
@@ -96,21 +100,30 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
 MACHINE_KEYS = ("device", "precision", "channels_last", "compile")  # how a run is computed, not which run
 
 
-def _same_run(a: dict, b: dict) -> bool:
-    strip = lambda c: {k: v for k, v in c.items() if k not in MACHINE_KEYS}  # noqa: E731
+def same_config(a: dict, b: dict) -> bool:
+    """Whether two resolved configs name the same run (machine settings and provenance aside)."""
+    strip = lambda c: {k: v for k, v in c.items() if k not in (*MACHINE_KEYS, "provenance")}  # noqa: E731
     return strip(a) == strip(b)
 
 
-RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt")
+RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt", RECEIPT)
+SUPERSEDED = "superseded"
 
 
-def _move_aside(out: Path) -> Path:
-    """Keep a superseded run: its files go to ``out/superseded/<UTC time>/``, never deleted."""
-    dest = out / "superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest.mkdir(parents=True, exist_ok=False)
+def move_aside(out: Path, reason: str) -> Path:
+    """Keep a superseded run whole: every file of it goes to ``out/superseded/<UTC time>/`` with
+    ``superseded.json`` saying when and why; nothing is deleted."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = out / SUPERSEDED / stamp
+    for n in range(1, 1000):  # two supersessions within one second keep both
+        if not dest.exists():
+            break
+        dest = out / SUPERSEDED / f"{stamp}-{n}"
+    dest.mkdir(parents=True)
     for name in RUN_FILES:
         if (out / name).exists():
             (out / name).rename(dest / name)
+    save_json({"superseded_at": stamp, "reason": reason}, dest / "superseded.json")
     return dest
 
 
@@ -127,6 +140,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     if data["name"] != cfg["dataset"]["name"]:
         raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
+
+    cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
 
     torch.manual_seed(cfg["seed"])
     model, method = build(cfg)
@@ -146,10 +161,16 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     state, note = load_latest(out)
     if note:
         print(f"[{name}] {note}", file=log, flush=True)
-    if state is not None and not _same_run(state["config"], cfg):
+    if state is not None and not same_config(state["config"], cfg):
         if not supersede:
             raise ConfigError(f"{out}: holds a run with a different config; use another --out, or --supersede to move it aside")
-        print(f"[{name}] the config changed: the previous run moved to {_move_aside(out)}; starting over", file=log)
+        print(f"[{name}] the config changed: the previous run moved to {move_aside(out, 'its config changed')}; "
+              "starting over", file=log)
+        state = None
+    stale = differences(state["config"].get("provenance"), cfg["provenance"]) if state is not None else []
+    if stale:  # same config, but not what the current code would train from what it learns from now
+        why = "; ".join(stale)
+        print(f"[{name}] stale ({why}): the previous run moved to {move_aside(out, why)}; starting over", file=log)
         state = None
     if state is not None:
         method.load_state_dict(state["method"])
@@ -161,7 +182,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         history = state["history"]
         if len(history) == cfg["epochs"] and metrics_path.exists():
-            print(f"[{name}] already complete in {out}", file=log)
+            print(f"[{name}] already complete and current in {out}", file=log)
+            save_json(cfg["provenance"], out / RECEIPT)  # the workflow deletes it before it reruns a job
             return json.loads(metrics_path.read_text())
         print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
     elif cfg["init"]:
@@ -228,4 +250,5 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     metrics |= {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "epochs": len(history)}
     metrics |= method.run_metrics()
     save_json(metrics, metrics_path)
+    save_json(cfg["provenance"], out / RECEIPT)  # last: the workflow's sign that the run finished
     return metrics

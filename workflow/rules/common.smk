@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from introspect import pipeline
+from introspect import pipeline, provenance
 from introspect.registry import ConfigError
 
 try:
@@ -28,6 +28,11 @@ def runs_of(wildcards):
     return [PLAN.runs["{dataset}/{model}/{variant}/seed{seed}".format(**wildcards, seed=seed)] for seed in PLAN.seeds]
 
 
+def receipt(run_id):
+    """Written last by a finished run (introspect.provenance): what a job waits for and declares."""
+    return f"results/{run_id}/{provenance.RECEIPT}"
+
+
 def run_outputs(name):
     return expand("results/{{dataset}}/{{model}}/{{variant}}/seed{seed}/{name}", seed=PLAN.seeds, name=name)
 
@@ -36,15 +41,21 @@ def train_inputs(wildcards):
     """The prepared dataset, and the finished runs these runs learn from (teacher, assistant, stage)."""
     runs = runs_of(wildcards)
     needs = sorted({need for run in runs for need in run.needs})
-    return [f"data/processed/{runs[0].dataset}.pt"] + [f"results/{need}/metrics.json" for need in needs]
+    return [f"data/processed/{runs[0].dataset}.pt"] + [receipt(need) for need in needs]
 
 
 def train_runs_json(wildcards):
     return json.dumps([{"out": f"results/{run.id}", "config": run.config} for run in runs_of(wildcards)], sort_keys=True)
 
 
-def all_metrics():
-    return [f"results/{run_id}/metrics.json" for run_id in sorted(PLAN.runs)]
+def train_code(wildcards):
+    """Each run's code digest: an edit of the code that defines a run changes this param, so
+    Snakemake reruns the job, and the run, stale, is superseded and trained again."""
+    return {run.id: provenance.code_digest(run.config["method"]["name"], run.model) for run in runs_of(wildcards)}
+
+
+def all_receipts():
+    return [receipt(run_id) for run_id in sorted(PLAN.runs)]
 
 
 def all_explanations():

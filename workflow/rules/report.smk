@@ -16,7 +16,7 @@ rule experiment_config:
 rule report:
     input:
         config="reports/config.json",
-        metrics=all_metrics(),
+        receipts=all_receipts(),
         explanations=all_explanations(),
         reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml", REFERENCE / "method_claims.yaml"],
     output:

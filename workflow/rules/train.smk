@@ -1,25 +1,28 @@
 # One job per table row (dataset, model, variant) trains each seed's run in turn in one process:
 # starting a process (importing torch) costs seconds on a laptop CPU, as much as a quick run. Each
-# seed keeps its own run folder, checkpoint and resume. The runs' configs are the job's params, so
-# a change to one method's options retrains only that method's runs (Snakemake's params rerun
-# trigger). Checkpoints are not declared outputs: when a job dies Snakemake deletes its metrics.json
-# and history.parquet files, and the rerun (--rerun-incomplete) resumes each run from checkpoint.pt
-# (a run that had finished only rewrites its files). A run retrained because its params changed
-# moves the previous one to superseded/ inside its folder (--supersede) rather than deleting it.
+# seed keeps its own run folder, checkpoint and resume.
+#
+# A job declares only each run's receipt, provenance.json, written last when the run finishes: a
+# job Snakemake reruns loses only its receipts, never a run's metrics, history or checkpoint. The
+# job reruns when its runs' configs change (param `runs`), when the code that defines them changes
+# (param `code`: digests from introspect.provenance) or when a run it learns from was retrained
+# (its receipt is an input). `introspect train` then decides per run: a current finished run is
+# left as it is; a run whose config, code or teacher changed moves whole to superseded/<time>/
+# and is trained again; a run that was killed resumes from its checkpoint.
 
 
 rule train:
     input:
         train_inputs,
     output:
-        metrics=run_outputs("metrics.json"),
-        history=run_outputs("history.parquet"),
+        run_outputs("provenance.json"),
     log:
         "logs/train/{dataset}/{model}/{variant}.log",
     conda:
         "../envs/introspect.yaml"
     params:
         runs=train_runs_json,
+        code=train_code,
     threads: 1
     resources:
         gpu=1,
@@ -29,7 +32,7 @@ rule train:
 
 rule explain:
     input:
-        "results/{dataset}/{model}/{variant}/seed{seed}/metrics.json",
+        "results/{dataset}/{model}/{variant}/seed{seed}/provenance.json",
     output:
         "results/{dataset}/{model}/{variant}/seed{seed}/explanations.pt",
     log:

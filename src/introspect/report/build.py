@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from . import claims as claims_mod
 from . import figures, fmt, tables
-from .results import METRICS, Results, curves, load_explanations, run_rows
+from .results import METRICS, Results, Superseded, curves, load_explanations, run_rows, superseded_runs
 from ..fileio import atomic_write, save_json
 from ..pipeline import Plan
 
@@ -48,15 +48,35 @@ def dataset_mapping(plan: Plan) -> list[tuple[str, str]]:
     return sorted({(t.paper_dataset, t.dataset) for t in plan.tables})
 
 
+def completeness(plan: Plan, res: Results, missing_explanations: list[str]) -> str:
+    """The report's first claim: whether every planned run is present and current, else how many are not."""
+    if not (res.missing or res.stale or missing_explanations):
+        return f"**Complete and current**: all {len(plan.runs)} planned runs are present and current."
+    parts = [f"{len(res.missing)} missing" if res.missing else "", f"{len(res.stale)} stale" if res.stale else "",
+             f"{len(missing_explanations)} explanation files missing" if missing_explanations else ""]
+    return (f"**Incomplete**: {len(res.runs)} of {len(plan.runs)} planned runs are present and current; "
+            f"{', '.join(p for p in parts if p)}. Tables and verdicts leave out every run that is not current: "
+            "see [Missing and stale](#missing-and-stale). `snakemake --cores all` trains them.")
+
+
+def superseded_markdown(kept: list[Superseded]) -> list[str]:
+    if not kept:
+        return ["Nothing superseded.\n"]
+    total = sum(s.bytes for s in kept)
+    rows = [[f"`{s.run_id}`", s.at, s.reason, f"{s.bytes / 2**20:.1f}"] for s in kept]
+    return [f"{len(kept)} superseded runs kept whole under `<run>/superseded/<time>/` "
+            f"({total / 2**20:.1f} MiB in all):\n", fmt.markdown(["run", "superseded at (UTC)", "why", "MiB"], rows)]
+
+
 def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[str]], missing_explanations: list[str],
-                   code_version: str, config_path: str) -> str:
+                   code_version: str, config_path: str, kept: list[Superseded] = ()) -> str:
     def link(path: str, text: str | None = None) -> str:
         return f"[{text or path}]({path})"
 
     mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
     out = [f"# Report: {TITLE}\n",
-           f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}; "
-           f"{len(res.runs)} of {len(plan.runs)} runs present.\n",
+           completeness(plan, res, missing_explanations) + "\n",
+           f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}.\n",
            "## Datasets\n", fmt.markdown(["paper dataset", "run at this scale"], mapping),
            "## Tables\n"]
     for table in plan.tables:
@@ -75,12 +95,15 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
             f"- {link('metrics.json')}: mean of each table's metric per model and row (chosen sweep values)",
             "- Learning curves (mean over seeds) for `dvc plots show`: "
             + (", ".join(link(c, Path(c).stem) for c in files["curves"]) or "none") + "\n",
-            "## Missing\n"]
-    if res.missing or missing_explanations:
-        out += [f"- run `{r}`" for r in res.missing] + [f"- explanations `{e}`" for e in missing_explanations]
+            "## Missing and stale\n"]
+    if res.missing or res.stale or missing_explanations:
+        out += [f"- missing: run `{r}`" for r in res.missing]
+        out += [f"- stale: run `{r}` ({'; '.join(why)})" for r, why in sorted(res.stale.items())]
+        out += [f"- missing: explanations `{e}`" for e in missing_explanations]
         out.append("")
     else:
-        out.append(f"Nothing: all {len(plan.runs)} runs and their explanation files are present.\n")
+        out.append(f"Nothing: all {len(plan.runs)} runs are present and current, with their explanation files.\n")
+    out += ["## Superseded\n", *superseded_markdown(list(kept))]
     out.append(f"Produced by code version {code_version} with config {config_path}.")
     return "\n".join(out) + "\n"
 
@@ -90,7 +113,8 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
 
     ``reference`` is the folder holding paper_tables.csv, paper_claims.yaml and, optionally,
     method_claims.yaml (the project's own questions about the seed papers' methods). Returns
-    ``{"files": [paths relative to out], "missing_runs": [run ids], "missing_explanations": [paths]}``.
+    ``{"files": [paths relative to out], "missing_runs": [run ids], "stale_runs": {run id: [why]},
+    "missing_explanations": [paths]}``.
     """
     results, out = Path(results), Path(out)
     res = Results(plan, results)
@@ -153,6 +177,6 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
         curve_files.append(rel)
 
     text("index.md", index_markdown(plan, res, evaluated, {"figures": stems, "curves": curve_files},
-                                    missing_explanations, code_version, config_path))
-    return {"files": sorted(str(p.relative_to(out)) for p in written),
-            "missing_runs": res.missing, "missing_explanations": missing_explanations}
+                                    missing_explanations, code_version, config_path, superseded_runs(plan, results)))
+    return {"files": sorted(str(p.relative_to(out)) for p in written), "missing_runs": res.missing,
+            "stale_runs": res.stale, "missing_explanations": missing_explanations}

@@ -1,7 +1,9 @@
 """What the runs of a plan left behind, and the summaries every part of the report shares.
 
-A run is *present* when its ``metrics.json`` can be read; anything else is *missing* and is
-reported, never fatal. A sweep row is summarised by the value chosen on the validation split
+A run is *present* when its ``metrics.json`` can be read, and *current* when its recorded config
+and provenance (:mod:`introspect.provenance`) are what the plan and today's code and teachers
+would give; a present run that is not current is *stale*. Only current runs enter a table or a
+verdict; missing and stale runs are listed, never averaged in, and never fatal. A sweep row is summarised by the value chosen on the validation split
 (highest mean ``val_acc`` over seeds; ties go to the value declared first): the test set never
 picks anything.
 """
@@ -14,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import resolve
 from ..pipeline import Plan, Row, Run, Table
+from ..provenance import differences, of_run
+from ..train import same_config
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err",
            "peer_val_acc", "peer_test_acc",  # peer_*: DML's second network
@@ -94,21 +99,55 @@ def _read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None:
+    """The SHA-256 a prepared dataset file records (read, not recomputed), or None."""
+    if path not in cache:
+        import torch
+
+        try:
+            cache[path] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["sha256"]
+        except Exception:
+            cache[path] = None
+    return cache[path]
+
+
+def staleness(run: Run, config: dict | None, datasets: dict[str, str | None]) -> list[str]:
+    """Why the finished run ``run``, whose folder holds the resolved ``config``, is not current
+    (empty: current): its config is not the plan's, or its code, teacher or data changed since."""
+    if config is None:
+        return ["its config.json is missing or unreadable"]
+    try:
+        planned = resolve(run.config)
+    except Exception as exc:  # the plan was validated; a resolve error here means the run is foreign
+        return [f"its planned config does not resolve ({exc})"]
+    if not same_config(config, planned):
+        return ["its config is not the plan's"]
+    data = dataset_digest(config["dataset"].get("path"), datasets)
+    return differences(config.get("provenance"), of_run(config, data), check_data=data is not None)
+
+
 class Results:
-    """The present runs of ``plan`` under ``folder`` (``<folder>/<run_id>/...``) and the missing ones."""
+    """The current runs of ``plan`` under ``folder`` (``<folder>/<run_id>/...``), the stale ones
+    (with why) and the missing ones."""
 
     def __init__(self, plan: Plan, folder: Path):
         self.plan = plan
         self.folder = Path(folder)
         self.runs: dict[str, RunResult] = {}
+        self.stale: dict[str, list[str]] = {}
+        datasets: dict[str, str | None] = {}
         for run_id in sorted(plan.runs):
             run, path = plan.runs[run_id], self.folder / run_id
             metrics = _read_json(path / "metrics.json")
             if metrics is None:
                 continue
-            config = _read_json(path / "config.json") or run.config
+            config = _read_json(path / "config.json")
+            why = staleness(run, config, datasets)
+            if why:
+                self.stale[run_id] = why
+                continue
             self.runs[run_id] = RunResult(run, metrics, config, _read_history(path / "history.parquet"))
-        self.missing = sorted(set(plan.runs) - set(self.runs))
+        self.missing = sorted(set(plan.runs) - set(self.runs) - set(self.stale))
 
     def _ids(self, dataset: str, model: str, variant: str) -> list[str]:
         return [Run(dataset, model, variant, seed, {}).id for seed in self.plan.seeds]
@@ -134,6 +173,25 @@ class Results:
 
     def history(self, dataset: str, model: str, variant: str) -> list[list[dict]]:
         return [self.runs[i].history for i in self._ids(dataset, model, variant) if i in self.runs]
+
+
+@dataclass(frozen=True)
+class Superseded:
+    run_id: str
+    at: str  # UTC time it was moved aside
+    reason: str
+    bytes: int
+
+
+def superseded_runs(plan: Plan, folder: Path) -> list[Superseded]:
+    """Every superseded copy kept inside the folders of the plan's runs (``<run>/superseded/<time>/``)."""
+    out = []
+    for run_id in sorted(plan.runs):
+        for copy in sorted((Path(folder) / run_id / "superseded").glob("*/")):
+            note = _read_json(copy / "superseded.json") or {}
+            size = sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())
+            out.append(Superseded(run_id, str(note.get("superseded_at", copy.name)), str(note.get("reason", "not recorded")), size))
+    return out
 
 
 def memberships(plan: Plan) -> dict[str, list[tuple[Table, Row]]]:
