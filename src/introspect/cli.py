@@ -10,8 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from .registry import ConfigError
 
 PROG = "introspect"
@@ -24,7 +22,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _user_config(args) -> dict:
-    from .config import apply_sets
+    from .config import apply_sets, read_yaml
 
     user: dict = {}
     if args.config_json:
@@ -33,7 +31,7 @@ def _user_config(args) -> dict:
         path = Path(args.config)
         if not path.is_file():
             raise ConfigError(f"--config: no file {path}")
-        user = yaml.safe_load(path.read_text()) or {}
+        user = read_yaml(path) or {}
         if not isinstance(user, dict):
             raise ConfigError(f"--config: {path} must hold a mapping of keys")
     flags = {"dataset": args.dataset, "model": args.model, "method": args.method}

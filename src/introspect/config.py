@@ -15,7 +15,10 @@ from __future__ import annotations
 import ast
 import copy
 import json
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from .data import AUGMENTATIONS, DATASETS
 from .methods import METHODS
@@ -122,6 +125,8 @@ def resolve(user: dict) -> dict:
     _check_keys(user, [*SCALARS, *SECTIONS], "")
     for sec in SECTIONS:
         if sec in user and not isinstance(user[sec], dict):
+            if sec == "optim":
+                raise ConfigError(f"optim: expected a mapping of keys ({', '.join(OPTIM)}), got {user[sec]!r}")
             user[sec] = {"name": user[sec]}  # "model: resnet8" is short for "model: {name: resnet8}"
     for sec in ("dataset", "model"):
         if not user.get(sec, {}).get("name"):
@@ -177,3 +182,118 @@ def _check_ranges(cfg: dict) -> None:
             for part in key.split("."):
                 node = node[part]
             raise ConfigError(f"{key}: expected {expected}, got {node!r}")
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML (or JSON) file; a syntax error is one ConfigError line ``file:line:column: problem``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        with path.open() as stream:  # a stream, so that the error marks carry the file's name
+            return yaml.safe_load(stream)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = exc.context or ""
+        if context and exc.context_mark and exc.context_mark is not mark:
+            context += f" at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        problem = exc.problem or "not valid YAML"
+        raise ConfigError(f"{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML syntax error: {' '.join(str(exc).split())}") from None
+
+
+# Schema errors (workflow/schemas/config.schema.yaml) in plain words: a jsonschema ValidationError
+# -> "key.path[i]: expected ..., got ...". oneOf / anyOf errors are narrowed to the sub-error that
+# concerns the deepest key (jsonschema's best_match) before they are put into words.
+
+TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true/false",
+              "array": "a list", "object": "a mapping of keys", "null": "nothing"}
+PATTERN_WORDS = {"^[a-z0-9_]+$": "a name of lowercase letters, digits and _",
+                 "^[a-z_]+(\\.[a-z_]+)*$": "a dotted key of lowercase words, e.g. optim.lr"}
+SCALED = "{quick: ..., paper: ...}"
+
+
+def key_path(parts) -> str:
+    """``["seeds", 1]`` -> ``seeds[1]``; ``["tables", "t1", "models"]`` -> ``tables.t1.models``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _a_number(schema: dict) -> str:
+    """"an integer >= 1", "a number in (0, 1)": the bounds a schema puts on a number."""
+    kind = "an integer" if schema.get("type") == "integer" else "a number"
+    lo = ("(", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else ("[", schema.get("minimum"))
+    hi = (")", schema["exclusiveMaximum"]) if "exclusiveMaximum" in schema else ("]", schema.get("maximum"))
+    if lo[1] is not None and hi[1] is not None:
+        return f"{kind} in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+    if lo[1] is not None:
+        return f"{kind} {'>' if lo[0] == '(' else '>='} {lo[1]}"
+    return f"{kind} {'<' if hi[0] == ')' else '<='} {hi[1]}"
+
+
+def _alternatives(error) -> str:
+    """What an anyOf / oneOf accepts, when no branch comes closer than another: "a list or {quick, paper}"."""
+    words = []
+    for sub in error.context:
+        if sub.validator == "type":
+            types = sub.validator_value if isinstance(sub.validator_value, list) else [sub.validator_value]
+            scaled = sub.validator_value == "object" and set(sub.schema.get("required", [])) == {"quick", "paper"}
+            word = SCALED if scaled else " or ".join(TYPE_WORDS.get(t, t) for t in types)
+        elif sub.validator == "pattern":
+            word = PATTERN_WORDS.get(sub.validator_value, f"text matching {sub.validator_value}")
+        else:
+            word = sub.message
+        if word not in words:
+            words.append(word)
+    return " or ".join(words)
+
+
+def schema_problem(error) -> str:
+    """One line for a jsonschema ValidationError: the exact key (list elements as [i]) and what was expected."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match([error])
+    path, value, schema, rule, expected = list(error.absolute_path), error.instance, error.schema, error.validator, error.validator_value
+    if rule == "required":
+        missing = next(k for k in expected if k not in value)
+        return f"{key_path([*path, missing])}: required"
+    if rule == "additionalProperties":
+        allowed = set(schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in allowed)[0]
+        return f"{key_path([*path, extra])}: unknown key; choices: {', '.join(sorted(allowed))}"
+    if rule == "dependentRequired":
+        key, needs = next((k, [n for n in need if n not in value]) for k, need in expected.items()
+                          if k in value and any(n not in value for n in need))
+        return f"{key_path([*path, key])}: given without {', '.join(needs)}; add {', '.join(needs)} or remove {key}"
+    if "propertyNames" in error.schema_path:  # a key, not a value, is wrong
+        return f"{key_path([*path, value])}: this key must be {PATTERN_WORDS.get(expected, f'text matching {expected}')}"
+    where = key_path(path) or "params"
+    if rule == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        words = [TYPE_WORDS.get(t, t) for t in types]
+        return f"{where}: expected {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, got {value!r}"
+    if rule == "enum":
+        return f"{where}: expected one of {', '.join(map(str, expected))}, got {value!r}"
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{where}: expected {_a_number(schema)}, got {value!r}"
+    if rule == "pattern":
+        return f"{where}: expected {PATTERN_WORDS.get(expected, f'text matching {expected}')}, got {value!r}"
+    if rule == "minItems":
+        return f"{where}: expected {'a non-empty list' if expected == 1 else f'a list of at least {expected} items'}, got {value!r}"
+    if rule == "uniqueItems":
+        return f"{where}: expected no value twice, got {value!r}"
+    if rule == "minProperties":
+        return f"{where}: expected at least {expected} key{'s' * (expected > 1)}, got none"
+    if rule == "maxProperties":
+        return f"{where}: expected at most {expected} key{'s' * (expected > 1)}, got {', '.join(map(str, value))}"
+    if rule == "oneOf" and all(set(sub) == {"required"} for sub in expected):
+        keys = [k for sub in expected for k in sub["required"]]
+        given = [k for k in keys if k in value]
+        return f"{where}: give one of {', '.join(keys)}" + (f", not {' and '.join(given)} together" if given else "")
+    if rule in ("anyOf", "oneOf") and error.context:
+        return f"{where}: expected {_alternatives(error)}, got {value!r}"
+    return f"{where}: {error.message}"

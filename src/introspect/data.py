@@ -163,11 +163,13 @@ def prepare(name: str, out: Path, raw: Path = Path("data/raw"), val_fraction: fl
     return {s: len(splits[s][1]) for s in SPLITS} | {"path": str(out), "sha256": payload["sha256"]}
 
 
-def load_prepared(path: Path) -> dict:
-    """Load a prepared file and verify its checksum; a DataError naming the file otherwise."""
+def load_prepared(path: Path, dataset: str | None = None) -> dict:
+    """Load a prepared file and verify its checksum; a DataError naming the file otherwise.
+    ``dataset``: the name the file is prepared from (default: the file's stem, data/processed/<name>.pt)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no prepared dataset there; run `introspect prepare --dataset NAME --out {path}`")
+        name = dataset or path.stem
+        raise DataError(f"{path}: no prepared dataset there; run `introspect prepare --dataset {name} --out {path}`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         stored = payload["sha256"]

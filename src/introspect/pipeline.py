@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import resolve
+from .config import read_yaml, resolve, schema_problem
 from .methods import METHODS
 from .registry import ConfigError
 from .train import build
@@ -100,8 +100,7 @@ def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:
-        key = ".".join(map(str, error.absolute_path)) or "params"
-        raise ConfigError(f"{key}: {error.message}")
+        raise ConfigError(schema_problem(error))
 
 
 def set_dotted(cfg: dict, key: str, value) -> None:
@@ -110,6 +109,37 @@ def set_dotted(cfg: dict, key: str, value) -> None:
     for part in path:
         node = node.setdefault(part, {})
     node[leaf] = value
+
+
+def origins_of(value, where: str, key: str = "") -> dict[str, str]:
+    """Where each leaf of a run's user config comes from in params.yaml, e.g. given a recipe
+    ``{optim: {lr: -1}}`` at ``recipes.digits``: ``{"optim.lr": "recipes.digits.optim.lr"}``."""
+    if not isinstance(value, dict):
+        return {key: where} if key else {}
+    out: dict[str, str] = {}
+    for sub, v in value.items():
+        out |= origins_of(v, f"{where}.{sub}", f"{key}.{sub}" if key else sub)
+    return out
+
+
+def placed(origins: dict[str, str], key: str, value, where: str | None) -> dict[str, str]:
+    """``origins`` once the run's ``key`` is set to ``value`` from the params.yaml entry ``where``
+    (None: set by the plan itself, a dataset or model name, a seed)."""
+    kept = {k: w for k, w in origins.items() if k != key and not k.startswith(f"{key}.")}
+    return kept | (origins_of(value, where, key) if where else {})
+
+
+def at_origin(exc: ConfigError, key: str, origins: dict[str, str]) -> ConfigError:
+    """``exc`` (``"optim.lr: expected ..."``) named at the params.yaml entry its value came from
+    (``recipes.<dataset>``, ``method_options.<method>``, a row's ``set`` or ``sweep``), else prefixed
+    with ``key``: the table row, teacher, stage or assistant the run belongs to."""
+    text = str(exc)
+    head, sep, rest = text.partition(": ")
+    cuts = [len(head)] + [i for i in range(len(head) - 1, 0, -1) if head[i] in ".["] if sep else []
+    for cut in cuts:  # the longest key that has an origin: optim.milestones[1] -> optim.milestones
+        if head[:cut] in origins:
+            return ConfigError(f"{origins[head[:cut]]}{head[cut:]}: {rest}")
+    return ConfigError(f"{key}: {text}")
 
 
 def variant_name(label: str, value) -> str:
@@ -123,18 +153,26 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
     runs: dict[str, Run] = {}
 
-    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None, init=None) -> None:
+    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None, init=None,
+            places: dict[str, str] | None = None) -> None:
         """``teacher(seed)``: the run id of the teacher for that seed (one teacher per student seed);
-        ``init(seed)``: the run id whose final weights start this one (a FitNets / FSP stage)."""
+        ``init(seed)``: the run id whose final weights start this one (a FitNets / FSP stage);
+        ``places``: where in params.yaml each of ``sets`` is given (default ``{key}.{set key}``)."""
         needs_teacher = METHODS.get(method, f"{key}: method.name").needs_teacher
         if needs_teacher and teacher is None:
             raise ConfigError(f"{key}: method {method} needs a teacher; give the table teacher: {{model: NAME}} or {{row: LABEL}}")
         for seed in p["seeds"]:
             user = copy.deepcopy(p["recipes"].get(dataset, {}))
+            origins = origins_of(user, f"recipes.{dataset}")
             user |= {"dataset": {"name": dataset}, "model": {"name": model}, "seed": seed}
-            user["method"] = {"name": method, **p.get("method_options", {}).get(method, {})}
+            for k in ("dataset", "model", "seed"):
+                origins = placed(origins, k, None, None)
+            options = p.get("method_options", {}).get(method, {})
+            user["method"] = {"name": method, **options}
+            origins = placed(origins, "method", options, f"method_options.{method}")
             for k, v in sets.items():
                 set_dotted(user, k, v)
+                origins = placed(origins, k, v, (places or {}).get(k, f"{key}.{k}"))
             needs = (teacher(seed),) if needs_teacher else ()
             if needs:
                 user["method"]["teacher"] = f"results/{needs[0]}"
@@ -144,7 +182,7 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
             try:
                 build(resolve(user))
             except ConfigError as exc:
-                raise ConfigError(f"{key}: {exc}") from None
+                raise at_origin(exc, key, origins) from None
             run = Run(dataset, model, variant, seed, user, needs)
             if run.id in runs and runs[run.id].config != user:
                 raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
@@ -210,9 +248,11 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                     init = lambda seed, m=model, v=f"{label}_stage": f"{dataset}/{m}/{v}/seed{seed}"  # noqa: E731
                 for variant, value in variants.items():
                     sets = dict(r.get("set") or {})
+                    places = {k: f"{key}.set.{k}" for k in sets}
                     if sweep_key:
                         sets[sweep_key] = value
-                    add(key, dataset, model, variant, r["method"], sets, teacher, init)
+                        places[sweep_key] = f"{key}.sweep.{sweep_key}"
+                    add(key, dataset, model, variant, r["method"], sets, teacher, init, places)
             rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {}), row_teacher))
         tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
                             t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
@@ -229,5 +269,5 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:
-    params = yaml.safe_load(Path(path).read_text())
+    params = read_yaml(Path(path))
     return plan({**params, **(overrides or {})}, scale)

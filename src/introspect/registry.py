@@ -85,7 +85,7 @@ def coerce(value: Any, annotation: Any, key: str, owner: Callable | None = None)
         (inner,) = typing.get_args(annotation)[:1]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list of {inner.__name__}, got {value!r}")
-        return [coerce(v, inner, key) for v in value]
+        return [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
     if annotation is bool:
         if isinstance(value, bool):
             return value
