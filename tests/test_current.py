@@ -102,7 +102,9 @@ def edit_code(src_file: Path) -> None:
 
 def jobs_of(dry_run: str) -> set[str]:
     """The run folders of the train jobs a dry run would execute."""
-    return set(re.findall(r"results/digits/resnet8/([a-z_]+)/seed0/provenance\.json", dry_run))
+    outputs = [line for block in dry_run.split("rule ")[1:] if block.startswith("train:")
+               for line in block.splitlines() if line.strip().startswith("output:")]
+    return {row for line in outputs for row in re.findall(r"results/digits/resnet8/([a-z_]+)/seed0/provenance", line)}
 
 
 def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_old_ones_whole(tmp_path):
