@@ -97,6 +97,30 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
         raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
 
 
+def teacher_depth(cfg: dict) -> int:
+    """How many teachers stand between a run and one that learned from none (0: it learns from none)."""
+    depth, seen = 0, set()
+    while (teacher := cfg["method"].get("teacher")) and teacher not in seen:
+        seen.add(teacher)
+        depth += 1
+        try:
+            cfg = json.loads((Path(teacher) / "config.json").read_text())
+        except (OSError, ValueError):
+            break
+    return depth
+
+
+def init_seed(cfg: dict) -> int:
+    """The seed of a run's random initialization (and of the global stream its method draws from).
+
+    A run that learns from no teacher uses its seed. A student uses another stream for each teacher
+    generation, seed + 1,000,003 x depth: a BAN student of a CE run of the same network and seed
+    starts from weights of its own, as the BAN paper trains each generation from scratch. The data
+    order and augmentation come from a generator seeded with the seed alone, so every row of one
+    seed still sees the same batches (paired comparisons)."""
+    return cfg["seed"] + 1_000_003 * teacher_depth(cfg)
+
+
 MACHINE_KEYS = ("device", "precision", "channels_last", "compile")  # how a run is computed, not which run
 
 
@@ -143,7 +167,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
 
     cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
 
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(init_seed(cfg))
     model, method = build(cfg)
     bf16, channels_last = speed_settings(cfg, device)
     layout = torch.channels_last if channels_last else torch.contiguous_format
