@@ -63,14 +63,15 @@ CLAIMS = {"claims": [
     {"id": "C1", "source": "Table 1", "text": "KD beats CE.", "compare": ["kd", ">", "ce"],
      "where": {"dataset": "cifar10", "models": ["cnn8"]}},
     {"id": "C4", "source": "Tables 2 and 3", "text": "LE beats the regularizers.",
-     "compare": ["le", ">", ["ce", "dropout", "ls", "cp"]], "where": {"cifar10": ["resnet8"], "mnist": ["mlp1024"]}},
+     "compare": ["le", ">", ["ce", "dropout", "ls", "cp"]], "combine": "all",
+     "where": {"cifar10": ["resnet8"], "mnist": ["mlp1024"]}},
     {"id": "C9", "source": "Figure 3", "text": "Explainer order.",
-     "compare": ["le_grad_input", "<", "le_guided_bp", "<", "le_grad", "<", "le_gradcam"],
+     "compare": ["le_grad_input", "<", "le_guided_bp", "<", "le_grad", "<", "le_gradcam"], "combine": "all",
      "where": {"dataset": "cifar10", "models": ["resnet8"]}},
     {"id": "T1", "source": "test", "text": "LE beats CE.", "compare": ["le_gradcam", ">", "ce"],
      "where": {"dataset": "cifar10", "models": ["resnet8"]}},
     {"id": "T2", "source": "test", "text": "LE is competitive.", "compare": ["le_gradcam", ">=", ["ce", "le_grad"]],
-     "where": {"dataset": "cifar10", "models": ["resnet8"]}},
+     "combine": "all", "margin": 0.5, "where": {"dataset": "cifar10", "models": ["resnet8"]}},
     {"id": "C10", "source": "Figure 2", "text": "Similar classes are close.", "check": "top 3"},
 ]}
 
@@ -160,10 +161,15 @@ def test_table_mean_std_n_paper_value_and_difference(setup):
     assert headline["table2"]["resnet8"]["ls"] == 71.0 and headline["table3"]["mlp1024"]["le_grad"] == 14.0
 
 
-def test_welch_p_matches_scipy(setup):
+def test_welch_one_sided_p_matches_scipy(setup):
     row = next(r for r in claim_rows(setup["out"]) if r["claim"] == "T1")
-    expected = ttest_ind(TEST["resnet8", "le_gradcam"], TEST["resnet8", "ce"], equal_var=False).pvalue
-    assert float(row["p_value"]) == pytest.approx(expected, rel=1e-12)
+    a, b = TEST["resnet8", "le_gradcam"], TEST["resnet8", "ce"]
+    assert float(row["p_support"]) == pytest.approx(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue,
+                                                    rel=1e-12)
+    assert float(row["p_against"]) == pytest.approx(ttest_ind(a, b, equal_var=False, alternative="less").pvalue,
+                                                    rel=1e-12)
+    # one comparison at one model: Holm over a family of one changes nothing
+    assert row["p_support_holm"] == row["p_support"] and row["test"] == "superiority (Welch, one-sided)"
     assert float(row["diff"]) == pytest.approx(10.0) and row["verdict"] == "supported"
 
 
@@ -185,8 +191,16 @@ def test_claim_verdicts(setup):
             ("le_grad_input < le_guided_bp", "le_guided_bp < le_grad", "le_grad < le_gradcam")] == \
         ["inconclusive", "inconclusive", "supported"]
     assert "ranks 1 of 3; le_gradcam − the best other: +4.00 (le_grad)" in by["T2", "resnet8", "le_gradcam >= ce"]["note"]
+    # T2: le_gradcam is 10 and 4 points above, far beyond the margin: TOST fails, superiority holds
+    t2 = by["T2", "resnet8", "le_gradcam >= le_grad"]
+    assert t2["margin"] == "0.5" and t2["combine"] == "all" and t2["test"].startswith("TOST ±0.5 or superiority")
+    a, b = TEST["resnet8", "le_gradcam"], TEST["resnet8", "le_grad"]
+    assert float(t2["p_support"]) == pytest.approx(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
     md = (setup["out"] / "claims.md").read_text()
     assert "## C1 (Table 1): not run in this config" in md and "Not run in this config." in md
+    assert "Combine: `all` (every comparison at a dataset and model must hold; 2 comparisons at each); " \
+           "margin 0.5 points of accuracy." in md
+    assert "Holm's step-down correction" in md and "TOST" in md
 
 
 def test_figure2_rank_check(setup):
@@ -202,15 +216,12 @@ def test_figure2_rank_check(setup):
 
 
 def test_verdict_rules():
-    assert claims_mod.verdict(1.0, 0.01, ">", 0.05) == "supported"
-    assert claims_mod.verdict(-1.0, 0.01, ">", 0.05) == "not supported"
-    assert claims_mod.verdict(1.0, 0.2, ">", 0.05) == "inconclusive"
-    assert claims_mod.verdict(1.0, 0.01, "<", 0.05) == "not supported"
-    assert claims_mod.verdict(1.0, math.nan, ">", 0.05) == "inconclusive"
-    assert claims_mod.verdict(-1.0, 0.2, ">=", 0.05) == "supported"
-    assert claims_mod.verdict(-1.0, 0.01, ">=", 0.05) == "not supported"
-    assert math.isnan(claims_mod.welch([1.0], [2.0, 3.0]))  # fewer than 2 seeds
-    assert math.isnan(claims_mod.welch([1.0, 1.0], [1.0, 1.0]))  # no variance at all
+    assert claims_mod.verdict(0.01, 0.99, 0.05) == "supported"
+    assert claims_mod.verdict(0.99, 0.01, 0.05) == "not supported"
+    assert claims_mod.verdict(0.2, 0.8, 0.05) == "inconclusive"
+    assert claims_mod.verdict(math.nan, math.nan, 0.05) == "inconclusive"
+    assert math.isnan(claims_mod.one_sided([1.0], [2.0, 3.0], "greater"))  # fewer than 2 seeds
+    assert math.isnan(claims_mod.one_sided([1.0, 1.0], [1.0, 1.0], "greater"))  # no variance at all
     assert claims_mod.combine(["supported", "inconclusive"]) == "inconclusive"
     assert claims_mod.combine(["supported", "not supported"]) == "not supported"
     s = Stat((1.0, 2.0, 3.0), 3)
