@@ -121,3 +121,13 @@ def test_a_yaml_syntax_error_in_a_config_file_gives_file_line_and_column(tmp_pat
 def test_a_missing_params_file_is_one_line(tmp_path, capsys):
     assert cli.main(["plan", "--params", str(tmp_path / "nope.yaml")]) == 2
     assert capsys.readouterr().err.splitlines() == [f"introspect: error: {tmp_path / 'nope.yaml'}: no such file"]
+
+
+def test_a_recipe_for_no_dataset_is_named_not_ignored():
+    text = plan_error(lambda p: p["recipes"].update(digitz={"epochs": 2}))
+    assert text.startswith("recipes.digitz: unknown dataset 'digitz'; choices: cifar10, digits, mnist"), text
+
+
+def test_options_of_no_method_are_named_not_ignored():
+    text = plan_error(lambda p: p["method_options"].update(lee={"warmup": 1}))
+    assert text.startswith("method_options.lee: unknown method 'lee'; choices: at_kd, "), text

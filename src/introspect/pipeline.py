@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from .config import read_yaml, resolve, schema_problem
+from .data import DATASETS
 from .methods import METHODS
 from .registry import ConfigError
 from .train import build
@@ -103,6 +104,15 @@ def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
         raise ConfigError(schema_problem(error))
 
 
+def check_names(params: dict) -> None:
+    """The keys of ``recipes`` name datasets and those of ``method_options`` methods: a typo there
+    would otherwise leave the recipe or the options unused, silently."""
+    for name in params.get("recipes") or {}:
+        DATASETS.get(name, f"recipes.{name}")
+    for name in params.get("method_options") or {}:
+        METHODS.get(name, f"method_options.{name}")
+
+
 def set_dotted(cfg: dict, key: str, value) -> None:
     *path, leaf = key.split(".")
     node = cfg
@@ -149,6 +159,7 @@ def variant_name(label: str, value) -> str:
 def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> Plan:
     """Validate ``params`` and expand it; every run's config is resolved (and so checked) here."""
     check_schema(params, schema_path)
+    check_names(params)
     scale = scale or params["scale"]
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
     runs: dict[str, Run] = {}
