@@ -13,6 +13,8 @@ step); in eval mode the maps are exactly per-sample, and the tests compare them 
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -41,6 +43,13 @@ def class_vjps(logits: torch.Tensor, wrt: torch.Tensor, create_graph: bool = Fal
         torch.autograd.grad(logits[:, k].sum(), wrt, retain_graph=True, create_graph=create_graph)[0] for k in range(c)
     ]
     return torch.stack(grads, 1)
+
+
+def full_precision(device: torch.device):
+    """A block where autocast is off on ``device`` (a no-op where it has no autocast, e.g. meta)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class Explainer:
@@ -79,44 +88,59 @@ class GuidedBP(Explainer):
         enable_guided(model)
 
     def maps(self, model, x, logits, conv, create_graph=False):
-        with guided_backward():
+        with guided_backward(model):
             return class_vjps(logits, x, create_graph, batched=model.conv_layer is None)
+
+
+def gradcam_weights(model: nn.Module, logits: torch.Tensor, conv: torch.Tensor, classes: torch.Tensor,
+                    create_graph: bool = False) -> torch.Tensor:
+    """Grad-CAM's alpha_j^k = mean_{h,w} d a^k / d A_{j,h,w} for the classes ``classes`` [b, n]
+    of each sample: [b, n, channels].
+
+    When A feeds only global-average-pooling then a Linear layer (the ResNets), alpha_j^k =
+    W_{k,j} / (H W), read off the weights with no backward (dropout between A and the pooling is
+    taken at its expectation, the identity). Other heads (max-pool, hidden FC layers: the plain
+    CNNs) take one backward per column of ``classes``, each summing the picked logits over the batch
+    (per-sample exact in eval mode).
+    """
+    if model.gap_fc is not None:
+        weights = model.gap_fc.weight if create_graph else model.gap_fc.weight.detach()
+        return weights[classes] / (conv.shape[-1] * conv.shape[-2])
+    grads = [torch.autograd.grad(logits.gather(1, classes[:, i:i + 1]).sum(), conv, retain_graph=True,
+                                 create_graph=create_graph)[0] for i in range(classes.shape[1])]
+    return torch.stack(grads, 1).mean((3, 4))
+
+
+def gradcam(model: nn.Module, logits: torch.Tensor, conv: torch.Tensor, classes: torch.Tensor,
+            create_graph: bool = False) -> torch.Tensor:
+    """Grad-CAM maps e^k = ReLU(sum_j alpha_j^k A_j) of the classes ``classes`` [b, n] of each
+    sample, from a forward that happened: [b, n, h, w]. The weighted sum runs in fp32 (outside
+    bf16 autocast), whatever precision the forward used."""
+    alpha = gradcam_weights(model, logits, conv, classes, create_graph)
+    a = conv if create_graph else conv.detach()
+    with full_precision(a.device):
+        return torch.relu(torch.einsum("bkj,bjhw->bkhw", alpha.float(), a.float()))
 
 
 @EXPLAINERS.register("gradcam")
 class GradCAM(Explainer):
     """Grad-CAM (Selvaraju et al. 2017) at the last conv feature map A:
-    alpha_j^k = mean_{h,w} d a^k / d A_{j,h,w};  e^k = ReLU(sum_j alpha_j^k A_j).
-
-    When A feeds only global-average-pooling then a Linear layer (the ResNets), alpha_j^k =
-    W_{k,j} / (H W) and all c maps are one einsum with no backward. Dropout between A and the
-    pooling is taken at its expectation (the identity) in that closed form. Other heads (max-pool,
-    hidden FC layers: the plain CNNs) use autograd.
-    """
+    alpha_j^k = mean_{h,w} d a^k / d A_{j,h,w};  e^k = ReLU(sum_j alpha_j^k A_j), for every class k
+    (:func:`gradcam` with all classes; closed form on GAP->FC heads, see :func:`gradcam_weights`)."""
 
     needs_conv = True
 
     def maps(self, model, x, logits, conv, create_graph=False):
-        a = conv if create_graph else conv.detach()
-        if model.gap_fc is not None:
-            h, w = a.shape[-2:]
-            weights = model.gap_fc.weight if create_graph else model.gap_fc.weight.detach()
-            return torch.relu(torch.einsum("kj,bjhw->bkhw", weights, a)) / (h * w)
-        alpha = class_vjps(logits, conv, create_graph).mean((3, 4))  # [b, c, channels]
-        return torch.relu(torch.einsum("bkj,bjhw->bkhw", alpha, a))
+        b, c = logits.shape
+        every_class = torch.arange(c, device=logits.device).expand(b, c)
+        return gradcam(model, logits, conv, every_class, create_graph)
 
 
 def gradcam_of_class(model: nn.Module, logits: torch.Tensor, conv: torch.Tensor, classes: torch.Tensor,
                      create_graph: bool = False) -> torch.Tensor:
     """Grad-CAM of one class per sample (``classes`` [b]) from a forward that happened: [b, h, w].
     The same map as :class:`GradCAM` gives for that class, with one backward (or none, GAP->FC)."""
-    a = conv if create_graph else conv.detach()
-    if model.gap_fc is not None:
-        weights = model.gap_fc.weight if create_graph else model.gap_fc.weight.detach()
-        return torch.relu(torch.einsum("bj,bjhw->bhw", weights[classes], a)) / (a.shape[-1] * a.shape[-2])
-    picked = logits.gather(1, classes[:, None]).sum()
-    (grad,) = torch.autograd.grad(picked, conv, retain_graph=True, create_graph=create_graph)
-    return torch.relu(torch.einsum("bj,bjhw->bhw", grad.mean((2, 3)), a))
+    return gradcam(model, logits, conv, classes[:, None], create_graph)[:, 0]
 
 
 def build_explainer(name: str, model: nn.Module, key: str = "explainer") -> Explainer:

@@ -1,52 +1,74 @@
 """Building blocks shared by every model family.
 
 ``ReLU`` is an ``nn.ReLU`` that can switch on Guided Backpropagation (Springenberg et al. 2014)
-for one backward pass without a second forward: when a model is prepared for it, each ReLU puts
-a hook on its output that, only while :func:`guided_backward` is active, keeps the positive part
-of the incoming gradient. The ordinary ReLU backward then masks by the positive input, giving
-relu(grad_out) * (input > 0). The loss backward of the same forward sees the plain gradient.
+for one backward pass without a second forward: when a model is prepared for it
+(:func:`enable_guided`), each ReLU puts a hook on its output that, only while the model's
+:class:`GuidedSwitch` is on, keeps the positive part of the incoming gradient. The ordinary ReLU
+backward then masks by the positive input, giving relu(grad_out) * (input > 0).
+
+Where the switch lives, and why: on CUDA, autograd runs a backward pass, and the tensor hooks it
+calls, on a worker thread of its own, not on the thread that asked for it. So the switch is not
+thread-local or global state but one plain object owned by the model's ReLU modules (every ReLU
+of a model shares it), read by the hook when it runs, from whatever thread that is.
+:func:`guided_backward` turns it on only around the explainer's own backward (which blocks until
+it is done), so the loss backward of the same forward, run after it, sees the plain gradient:
+LE explains the very forward it trains on.
 """
 from __future__ import annotations
 
 import contextlib
-import threading
+import functools
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-_state = threading.local()
+
+class GuidedSwitch:
+    """Whether the backward running now uses the guided ReLU rule; one per prepared model."""
+
+    def __init__(self):
+        self.on = False
 
 
-def _guided_hook(grad: torch.Tensor) -> torch.Tensor | None:
-    return grad.clamp(min=0) if getattr(_state, "guided", False) else None
+def _guided_hook(switch: GuidedSwitch, grad: torch.Tensor) -> torch.Tensor | None:
+    return grad.clamp(min=0) if switch.on else None
 
 
 @contextlib.contextmanager
-def guided_backward():
-    """Backward passes run inside this block use the guided ReLU rule."""
-    prev = getattr(_state, "guided", False)
-    _state.guided = True
+def guided_backward(model: nn.Module):
+    """Backward passes through ``model`` run inside this block (on any thread) use the guided
+    ReLU rule; ``model`` must have been prepared with :func:`enable_guided`."""
+    switches = {id(m.switch): m.switch for m in model.modules() if isinstance(m, ReLU) and m.switch is not None}
+    if not switches:
+        raise RuntimeError("guided_backward: the model was not prepared with enable_guided()")
+    previous = {k: s.on for k, s in switches.items()}
+    for s in switches.values():
+        s.on = True
     try:
         yield
     finally:
-        _state.guided = prev
+        for k, s in switches.items():
+            s.on = previous[k]
 
 
 class ReLU(nn.ReLU):
-    guided = False  # set per instance by enable_guided()
+    switch: GuidedSwitch | None = None  # set per instance by enable_guided()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(x)
-        if self.guided and y.requires_grad:
-            y.register_hook(_guided_hook)
+        if self.switch is not None and y.requires_grad:
+            y.register_hook(functools.partial(_guided_hook, self.switch))
         return y
 
 
 def enable_guided(model: nn.Module, on: bool = True) -> None:
+    """Prepare every ReLU of ``model`` for guided backward passes (one switch shared by all of
+    them, off until :func:`guided_backward`), or with ``on=False`` remove the hooks."""
+    switch = GuidedSwitch() if on else None
     for m in model.modules():
         if isinstance(m, ReLU):
-            m.guided = on
+            m.switch = switch
 
 
 def count_parameters(model: nn.Module) -> int:
