@@ -202,7 +202,7 @@ def test_self_regulated_students_need_a_self_regulated_teacher(teacher_run):
 
 
 def test_self_regulated_chain_trains_and_reports_samples_used(tmp_path, synthetic_path, srl_teacher_run):
-    counts = read_checkpoint(srl_teacher_run / NAME)["method"]["_extra_state"]["counts"]
+    counts = read_checkpoint(srl_teacher_run / NAME)["method"]["counts"]
     teacher_metrics = json.loads((srl_teacher_run / "metrics.json").read_text())
     assert counts.dtype == torch.long and counts.min() >= 0 and counts.max() <= 1  # one epoch
     assert teacher_metrics["samples_used"] == pytest.approx(100.0 * (counts > 0).double().mean().item())

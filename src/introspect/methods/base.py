@@ -4,6 +4,19 @@ A method is an ``nn.Module`` holding the model it trains (``self.model``) and an
 parts of its own; the loop optimizes ``trainable_parameters()``, checkpoints ``state_dict()``
 and evaluates ``self.model``. Options are keyword-only ``__init__`` arguments with type hints:
 the registry validates user options against them, so a new method is one registered class.
+
+Device placement: every tensor a method keeps must follow ``method.to(device)`` and land on the
+method's device when a checkpoint (read on the CPU) is loaded, or the method fails on an
+accelerator only. Hence, in every method:
+
+- state that belongs in the checkpoint (per-sample counts) is a persistent buffer, and state
+  derived from elsewhere (a teacher's significance) a non-persistent one;
+- a frozen network taken from another run (a teacher, its encoder) is held with :meth:`Method.hold`:
+  outside ``parameters()``, ``state_dict()`` and ``train()``, but moved (and cast) with the method,
+  through the :meth:`Method._apply` that every ``to``/``cuda``/``half`` goes through;
+- no plain tensor attributes.
+
+``tests/test_device_safety.py`` checks every registered method for it.
 """
 from __future__ import annotations
 
@@ -35,6 +48,26 @@ class Method(nn.Module):
         super().__init__()
         self.model = model
         self.num_classes = num_classes
+        self._held: dict[str, nn.Module] = {}  # a plain dict: outside parameters(), state_dict(), train()
+
+    def hold(self, name: str, net: nn.Module) -> nn.Module:
+        """Keep ``net`` frozen (eval mode, no gradient) under ``name``: not trained, not checkpointed,
+        not switched to train mode, but moved with the method (see :meth:`_apply`)."""
+        self._held[name] = net.requires_grad_(False).eval()
+        return net
+
+    def held(self, name: str) -> nn.Module:
+        if name not in self._held:
+            raise RuntimeError(f"the {name} is loaded by setup(device) before training")
+        return self._held[name]
+
+    def _apply(self, fn, recurse=True):
+        """What ``to``, ``cuda``, ``half``... apply to the method's own tensors, applied to the
+        networks it holds too."""
+        super()._apply(fn, recurse)
+        for net in self._held.values():
+            net._apply(fn, recurse)
+        return self
 
     def setup(self, device) -> None:
         """Load what the method needs besides its model (a frozen teacher), once it is on ``device``."""

@@ -4,9 +4,9 @@ teacher probabilities q, temperature tau, x^tau = softmax(logits / tau),
 KL_tau(q || p) = sum_k q_k^tau (log q_k^tau - log p_k^tau).
 
 The teacher is a finished run folder (``method.teacher``; the workflow fills it in and adds the
-edge). It is loaded by ``setup`` in eval mode with no gradient, kept outside the method's
-parameters and state (so it is never optimized, switched to train mode or checkpointed twice),
-and its outputs are computed under ``torch.no_grad``.
+edge). It is loaded by ``setup`` in eval mode with no gradient and held with ``Method.hold``:
+outside the method's parameters and state (so it is never optimized, switched to train mode or
+checkpointed twice) yet moved with the method; its outputs are computed under ``torch.no_grad``.
 """
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ class FromTeacher(Method):
         super().__init__(model, num_classes)
         require(bool(teacher), "method.teacher", "the folder of a finished teacher run", teacher)
         self.teacher_path = Path(teacher)
-        self._teacher: list[torch.nn.Module] = []  # a list keeps it out of parameters() and state_dict()
 
     def setup(self, device) -> None:
         self.learn_from(self.load_teacher(device))
@@ -64,14 +63,11 @@ class FromTeacher(Method):
 
     def use_teacher(self, net: torch.nn.Module) -> None:
         """Teach with ``net``, frozen: eval mode, no gradient (``setup`` passes the loaded run)."""
-        net.requires_grad_(False)
-        self._teacher[:] = [net.eval()]
+        self.hold("teacher", net)
 
     @property
     def teacher(self) -> torch.nn.Module:
-        if not self._teacher:
-            raise RuntimeError("the teacher is loaded by setup(device) before training")
-        return self._teacher[0]
+        return self.held("teacher")
 
     def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

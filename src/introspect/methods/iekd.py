@@ -138,13 +138,12 @@ class IEKD(KD):
         super().__init__(model, num_classes, teacher=teacher, tau=tau, lam=lam)
         _check_lambdas(lam_inh, lam_exp)
         self.channels, self.lam_inh, self.lam_exp, self.form, self.with_kd = last_stage(model, "student"), lam_inh, lam_exp, exploration, kd
-        self._encoder: list[nn.Module] = []  # the teacher's, frozen: outside parameters() and state_dict()
 
     def learn_from(self, stage):
         if not isinstance(stage, IEAutoEncoder):
             raise ConfigError(f"method.teacher: IE-KD learns from an iekd_ae run (the teacher's auto-encoder), got {type(stage).__name__}")
         self.use_teacher(stage.model)
-        self._encoder[:] = [stage.encoder.eval()]
+        self.hold("encoder", stage.encoder)  # the teacher's, frozen
         device = next(self.model.parameters()).device
         self.explorer = Explorer(self.channels, stage.factor, self.lam_inh, self.lam_exp, self.form).to(device)
 
@@ -152,7 +151,7 @@ class IEKD(KD):
         """(teacher logits, E(F_T)), without gradient, fp32."""
         logits, feats, _ = self.teacher_features(x)
         with torch.no_grad():
-            return logits, self._encoder[0](feats[-1]).float()
+            return logits, self.held("encoder")(feats[-1]).float()
 
     def loss(self, x, y, epoch):
         t_logits, factor = self.factor(x)

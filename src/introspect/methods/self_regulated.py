@@ -55,26 +55,33 @@ def regulated_mean(losses: torch.Tensor, mask: torch.Tensor, weights: torch.Tens
 
 class Counted:
     """Mixin of a Method that counts, per training sample, the steps in which it carried a nonzero
-    loss weight; the counts are part of its state (so of every checkpoint)."""
+    loss weight. The counts are a persistent buffer ``counts`` (so they follow ``to(device)`` and are
+    part of every checkpoint, key ``counts``); empty until ``bind_data`` or a loaded checkpoint sizes
+    them. Checkpoints written before the buffer (counts under ``_extra_state``) still load."""
 
     uses_index = True
-    counts: torch.Tensor | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("counts", torch.zeros(0, dtype=torch.long))
 
     def bind_data(self, train_size):
-        device = next(self.model.parameters(), torch.empty(0)).device
-        self.counts = torch.zeros(train_size, dtype=torch.long, device=device)
+        self.counts = torch.zeros(train_size, dtype=torch.long, device=self.counts.device)
 
-    def get_extra_state(self):
-        return {"counts": self.counts}
-
-    def set_extra_state(self, state):
-        self.counts = state["counts"]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        legacy = state_dict.pop(prefix + "_extra_state", None)
+        if legacy is not None:
+            state_dict[prefix + "counts"] = legacy["counts"]
+        saved = state_dict.get(prefix + "counts")
+        if saved is not None and saved.shape != self.counts.shape:  # not bound yet, or another split size
+            self.counts = torch.zeros_like(saved, device=self.counts.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def count(self, index: torch.Tensor, used: torch.Tensor) -> None:
         self.counts.index_add_(0, index, used.long())
 
     def run_metrics(self):
-        used = 100.0 * (self.counts > 0).double().mean().item() if self.counts is not None else math.nan
+        used = 100.0 * (self.counts > 0).double().mean().item() if self.counts.numel() else math.nan
         return super().run_metrics() | {"samples_used": used}
 
 
@@ -118,14 +125,14 @@ class SelfRegulatedStudent(Counted, KD):
                  schedule: Literal["growing", "fixed"] = "growing", theta: float = 0.5, alpha: float = 0.01):
         super().__init__(model, num_classes, teacher=teacher, tau=tau, lam=lam)
         self.rule = Regulation(schedule, theta, alpha)
-        self.significance: torch.Tensor | None = None
+        self.register_buffer("significance", torch.zeros(0), persistent=False)  # derived from the teacher run
 
     def learn_from(self, stage):
         if not isinstance(stage, SelfRegulatedTeacher):
             raise ConfigError(f"method.teacher: {self.teacher_path} is not an srl_teacher run (it holds no participation counts)")
         self.use_teacher(stage.model)
         n = stage.counts.double()
-        self.significance = (n / n.mean().clamp_min(1e-12)).float()
+        self.significance = (n / n.mean().clamp_min(1e-12)).float().to(self.significance.device)
 
     def loss(self, x, y, epoch, index):
         t = self.teacher_logits(x)
