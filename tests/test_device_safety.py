@@ -18,7 +18,7 @@ from torch import nn
 
 from introspect.explain import build_explainer, explain
 from introspect.methods import METHODS
-from introspect.models import MODELS
+from introspect.models import MODELS, guided_backward
 from test_explain import CASES, captum_maps, model_and_input  # the same-thread Captum comparisons
 
 META = torch.device("meta")
@@ -174,3 +174,18 @@ def test_a_self_regulated_checkpoint_from_before_the_counts_buffer_still_loads()
     fresh.load_state_dict(state)
     assert fresh.counts.tolist() == [2, 0, 1]
     assert "_extra_state" not in fresh.state_dict()
+
+
+def test_guided_backprop_through_a_compiled_forward():
+    """``compile`` (on by choice on GPUs) traces the forward: a traced hook would read the switch
+    once, when traced, and the guided maps would be the plain gradient."""
+    model, x = model_and_input("cnn6")
+    build_explainer("guided_bp", model)
+    model.compile(backend="eager")  # Dynamo's tracing without a code generator: the same graph semantics
+    x = x.requires_grad_(True)
+    logits = model(x)
+    with guided_backward(model):
+        (guided,) = torch.autograd.grad(logits[:, 2].sum(), x, retain_graph=True)
+    (plain,) = torch.autograd.grad(logits[:, 2].sum(), x)
+    torch.testing.assert_close(guided, captum_maps("guided_bp", model_and_input("cnn6")[0], x.detach())[:, 2], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(plain, captum_maps("grad", model_and_input("cnn6")[0], x.detach())[:, 2], rtol=1e-4, atol=1e-6)

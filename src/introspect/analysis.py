@@ -56,10 +56,14 @@ def explain_run(run: Path, out: Path, explainer: str | None = None, examples: in
         maps = ex.maps(model, x, logits, conv).detach()
         total += class_similarity(maps).sum(0)
         n += len(y)
+        if len(picked) >= examples:
+            continue  # no host copy of labels once the examples are picked
         cos = cosine_to_class(maps, y)
         for i, label in enumerate(y.tolist()):
             if label not in picked and len(picked) < examples:
-                picked[label] = {"x": x[i].detach(), "y": label, "pred": int(logits[i].argmax()), "maps": maps[i], "cos": cos[i]}
+                # clones, not views: a view would keep its whole batch of maps in (device) memory
+                picked[label] = {"x": x[i].detach().clone(), "y": label, "pred": int(logits[i].argmax()),
+                                 "maps": maps[i].clone(), "cos": cos[i].clone()}
     mean, std = data["mean"].to(dev).view(-1, 1, 1), data["std"].to(dev).view(-1, 1, 1)
     ex_list = [picked[k] for k in sorted(picked)]
     result = {

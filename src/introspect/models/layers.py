@@ -12,7 +12,8 @@ thread-local or global state but one plain object owned by the model's ReLU modu
 of a model shares it), read by the hook when it runs, from whatever thread that is.
 :func:`guided_backward` turns it on only around the explainer's own backward (which blocks until
 it is done), so the loss backward of the same forward, run after it, sees the plain gradient:
-LE explains the very forward it trains on.
+LE explains the very forward it trains on. A prepared ReLU is left out of ``torch.compile``
+graphs (a graph break each), since a compiled graph would fix the switch's value when traced.
 """
 from __future__ import annotations
 
@@ -56,8 +57,12 @@ class ReLU(nn.ReLU):
     switch: GuidedSwitch | None = None  # set per instance by enable_guided()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) if self.switch is None else self._hooked_forward(x)
+
+    @torch.compiler.disable  # traced by torch.compile, the hook would read the switch once, at trace time
+    def _hooked_forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(x)
-        if self.switch is not None and y.requires_grad:
+        if y.requires_grad:
             y.register_hook(functools.partial(_guided_hook, self.switch))
         return y
 
