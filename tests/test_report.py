@@ -271,9 +271,13 @@ def test_figures_and_curves_written(setup):
     for stem in ("figure1_cifar10", "figure2_cifar10", "figure1_mnist", "figure2_mnist", "figure3"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0
-    curve = (out / "curves" / "synthetic-resnet8-ce.csv").read_text().splitlines()
-    assert curve[0] == "epoch,train_loss,val_acc,test_acc" and len(curve) == 4
-    assert np.allclose([float(x) for x in curve[-1].split(",")], [2, 1 / 3, 82.0, 81.0])
+    assert sorted(p.name for p in (out / "curves").iterdir()) == ["figure3.csv", "table2.csv", "table3.csv"]
+    curve = list(csv.DictReader((out / "curves" / "table2.csv").open()))  # one plot per table, a curve per row
+    assert list(curve[0]) == ["row", "epoch", "train_loss", "val_acc", "test_acc"]
+    assert [c["row"] for c in curve] == ["ce"] * 3 + ["ls"] * 3 + ["le_gradcam"] * 3
+    ce_last = curve[2]
+    assert np.allclose([float(ce_last[k]) for k in ("epoch", "train_loss", "val_acc", "test_acc")], [2, 1 / 3, 82.0, 81.0])
+    assert float(curve[5]["test_acc"]) == 71.0  # ls: the value chosen on validation (0.8), not the best on test
 
 
 def test_index_links_resolve(setup):

@@ -169,12 +169,14 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     save_json(tables.headline(plan, res), out / "metrics.json")
     written.append(out / "metrics.json")
 
-    curve_files = []
+    curve_files = []  # one CSV per table; its `row` column tells the curves apart (.dvc/plots/rows.json colors by it)
     for name, rows in curves(res).items():
         rel = f"curves/{name}.csv"
-        write_csv(out / rel, ["epoch", "train_loss", "val_acc", "test_acc"], rows)
+        write_csv(out / rel, list(rows[0]), rows)
         written.append(out / rel)
         curve_files.append(rel)
+    for stale in sorted(set((out / "curves").glob("*.csv")) - {out / rel for rel in curve_files}):
+        stale.unlink()  # a table no longer in the plan, or an older layout, leaves no plot behind
 
     text("index.md", index_markdown(plan, res, evaluated, {"figures": stems, "curves": curve_files},
                                     missing_explanations, code_version, config_path, superseded_runs(plan, results)))

@@ -250,14 +250,23 @@ def mean_curve(histories: list[list[dict]], columns=CURVE_COLUMNS) -> list[dict]
             for e, hs in sorted(by_epoch.items())]
 
 
+def curve_label(row_label: str, model: str, models: list[str]) -> str:
+    """The legend entry of one curve: the row, with its model when the table has several."""
+    return row_label if len(models) == 1 else f"{row_label} ({model})"
+
+
 def curves(results: Results) -> dict[str, list[dict]]:
-    """``<dataset>-<model>-<variant>`` -> its mean learning curve, for every combination with a present run."""
-    keys = sorted({(r.run.dataset, r.run.model, r.run.variant) for r in results.runs.values()})
-    out = {}
-    for dataset, model, variant in keys:
-        histories = [h for h in results.history(dataset, model, variant) if h]
-        if histories:
-            out[f"{dataset}-{model}-{variant}"] = mean_curve(histories)
+    """table name -> the mean learning curve of each of its rows (chosen sweep value), one list of
+    ``{"epoch", "row", *CURVE_COLUMNS}`` per table, so that one plot per table shows every row."""
+    out: dict[str, list[dict]] = {}
+    for table in results.plan.tables:
+        for model in table.models:
+            for row in table.rows:
+                variant = results.choose(table.dataset, model, row).variant
+                histories = [h for h in results.history(table.dataset, model, variant) if h] if variant else []
+                if histories:
+                    label = curve_label(row.label, model, table.models)
+                    out.setdefault(table.name, []).extend({"row": label, **point} for point in mean_curve(histories))
     return out
 
 

@@ -194,12 +194,16 @@ def sweeps_markdown(plan: Plan, results: Results) -> str:
 
 
 def headline(plan: Plan, results: Results) -> dict:
-    """{table: {model: {row label: mean of the table's metric}}}, chosen sweep value for sweep rows."""
+    """{table: {model: {row label: mean of the table's metric}}}, chosen sweep value for sweep rows.
+
+    DVC shows it as ``table.model.row`` keys: one column each in ``dvc exp show`` (short and unique,
+    filtered with ``--keep``/``--only-changed``), one line each in ``dvc metrics diff``. Rounded to
+    the two decimals of the tables."""
     out: dict = {}
     for table in plan.tables:
         for model in table.models:
             for row in table.rows:
                 stat = results.stat(table.dataset, model, results.choose(table.dataset, model, row).variant, table.metric)
                 if stat.n:
-                    out.setdefault(table.name, {}).setdefault(model, {})[row.label] = round(stat.mean, 4)
+                    out.setdefault(table.name, {}).setdefault(model, {})[row.label] = round(stat.mean, 2)
     return out

@@ -1,0 +1,173 @@
+"""DVC as a DVC user meets it, through the real `dvc` command line on a copy of this repository.
+
+One tiny experiment (two tables, one seed, one epoch on digits) is reproduced once, then one
+parameter changes in `dvc exp run`: the experiment table, the metrics diff between two commits,
+the plots (one per table, a curve per row) and the link cache are checked on those two runs.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from introspect.checkpoint import NAME, read_checkpoint, save_checkpoint
+from introspect.fileio import save_json
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TABLES = {  # two tables, so that "one plot per table" can fail
+    "table2": {"dataset": "cifar10", "metric": "test_acc", "models": ["resnet8"],
+               "rows": {"ce": {"method": "ce"}, "ls": {"method": "ls"}}},
+    "table3": {"dataset": "mnist", "metric": "test_err", "models": ["mlp1024"], "rows": {"ce": {"method": "ce"}}},
+}
+CHANGE = "method_options.ls.alpha=0.5"  # retrains the ls run only
+METRICS = "reports/metrics.json"
+
+
+def run(work: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(work / "src"),
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    done = subprocess.run(list(args), cwd=work, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def dvc(work: Path, *args: str) -> str:
+    return run(work, str(BIN / "dvc"), *args)
+
+
+def copy_repository(work: Path) -> None:
+    """The files a clone would have (tracked, plus new ones git does not ignore), nothing built."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():  # a file deleted in the working tree but still in the index is skipped
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+
+
+def tiny_params(work: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["recipes"]["digits"] = {"epochs": 1, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
+    params["method_options"]["ls"] = {"alpha": 0.9}
+    params["tables"] = TABLES
+    params["explanations"] = {"mnist": {"model": "mlp1024", "row": "ce", "seed": 0}}  # figures/ is an output
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def headline_values(exp_show: list[dict]) -> dict[str, dict]:
+    """rev or experiment name -> its reports/metrics.json, from `dvc exp show --json`."""
+    out = {}
+    for entry in exp_show:
+        for rev in [entry, *(e for x in entry.get("experiments") or [] for e in x["revs"])]:
+            data = (rev.get("data") or {}).get("metrics", {}).get(METRICS, {}).get("data")
+            out[rev.get("name") or rev["rev"]] = data
+    return out
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository made from a copy of this one: `dvc repro` committed, then one experiment
+    (`dvc exp run -S`) whose outputs are left in the workspace."""
+    work = tmp_path_factory.mktemp("dvc") / "repo"
+    work.mkdir()
+    copy_repository(work)
+    assert not (work / "dvc.lock").exists(), "a dvc.lock made elsewhere would be rewritten by the first repro"
+    tiny_params(work)
+    run(work, "git", "init", "-q", "-b", "main")
+    run(work, "git", "add", "-A")
+    run(work, "git", "commit", "-qm", "tiny experiment")
+    dvc(work, "repro")
+    run(work, "git", "add", "-A")  # dvc.lock and the outputs that .gitignore lets through
+    run(work, "git", "commit", "-qm", "repro")
+    first = json.loads((work / METRICS).read_text())
+    dvc(work, "exp", "run", "-n", "alpha05", "-S", CHANGE)
+    return {"work": work, "first": first, "second": json.loads((work / METRICS).read_text())}
+
+
+def test_the_repository_ships_no_dvc_lock():
+    tracked = subprocess.run(["git", "ls-files", "dvc.lock"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert tracked == ""
+
+
+def test_repro_commits_only_text_outputs_to_git_and_links_the_cache(repo):
+    work = repo["work"]
+    committed = run(work, "git", "show", "--name-only", "--format=", "HEAD~0").split()
+    assert "dvc.lock" in committed and METRICS in committed and "reports/curves/table2.csv" in committed
+    assert not [p for p in committed if p.startswith(("results/", "data/", "reports/figures", "reports/tables"))]
+    assert "Data and pipelines are up to date" in dvc(work, "status")
+    checkpoint = work / "results/digits/resnet8/ce/seed0/checkpoint.pt"
+    cached = {(p.stat().st_ino) for p in (work / ".dvc/cache").rglob("*") if p.is_file()}
+    assert checkpoint.is_symlink() or (checkpoint.stat().st_nlink > 1 and checkpoint.stat().st_ino in cached), \
+        "the output is a copy of the cache, not a link to it"
+
+
+def test_exp_show_compares_headline_metrics(repo):
+    work, first, second = repo["work"], repo["first"], repo["second"]
+    assert set(first) == {"table2", "table3"} and set(first["table2"]["resnet8"]) == {"ce", "ls"}
+    values = headline_values(json.loads(dvc(work, "exp", "show", "--json")))
+    assert values["alpha05"] == second and values["main"] == first  # real numbers for both: no `!`
+    assert second["table2"]["resnet8"]["ce"] == first["table2"]["resnet8"]["ce"]  # not retrained
+    assert second["table2"]["resnet8"]["ls"] != first["table2"]["resnet8"]["ls"]
+    plain = dvc(work, "exp", "show", "--no-pager", "--only-changed", "--md")
+    header = plain.splitlines()[0]
+    assert "table2.resnet8.ls" in header and "method_options.ls.alpha" in header
+    assert "table2.resnet8.ce" not in header and "!" not in plain
+
+
+def test_metrics_diff_between_commits(repo):
+    work, first, second = repo["work"], repo["first"], repo["second"]
+    run(work, "git", "add", "-u")
+    run(work, "git", "commit", "-qm", CHANGE)
+    diff = json.loads(dvc(work, "metrics", "diff", "HEAD~1", "--json"))[METRICS]
+    assert diff == {"table2.resnet8.ls": {"old": first["table2"]["resnet8"]["ls"],
+                                          "new": second["table2"]["resnet8"]["ls"],
+                                          "diff": pytest.approx(second["table2"]["resnet8"]["ls"]
+                                                                - first["table2"]["resnet8"]["ls"])}}
+
+
+def test_the_cache_is_intact_after_every_run(repo):
+    """Outputs are hard links to the cache: a writer that wrote through one would change a cache file."""
+    files = [p for p in (repo["work"] / ".dvc/cache/files/md5").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        assert path.parent.name + path.name.removesuffix(".dir") == digest, f"{path} was written through a link"
+
+
+def test_atomic_writes_replace_a_link_never_write_through_it(tmp_path):
+    """Every writer of results/ and reports/ goes through fileio.atomic_write (or os.replace): the
+    new file takes the link's name, the linked cache file keeps its bytes."""
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"cached")
+    linked = tmp_path / "out" / "metrics.json"
+    linked.parent.mkdir()
+    os.link(cache, linked)
+    save_json({"a": 1}, linked)
+    assert cache.read_bytes() == b"cached" and json.loads(linked.read_text()) == {"a": 1}
+    os.link(cache, linked.with_name(NAME))
+    save_checkpoint({"epoch": 1}, linked.parent)
+    assert cache.read_bytes() == b"cached" and read_checkpoint(linked.with_name(NAME))["epoch"] == 1
+
+
+def test_plots_one_per_table_a_curve_per_row(repo):
+    work = repo["work"]
+    shown = json.loads(dvc(work, "plots", "show", "--json"))
+    plots = shown.get("data", shown)
+    assert sorted(plots) == ["reports/curves/table2.csv", "reports/curves/table3.csv"]
+    for path, rows in (("reports/curves/table2.csv", {"ce", "ls"}), ("reports/curves/table3.csv", {"ce"})):
+        (spec,) = plots[path]
+        content = spec["content"]
+        assert content["encoding"]["color"]["field"] == "row"
+        assert {point["row"] for point in content["data"]["values"]} == rows
+        assert {point["epoch"] for point in content["data"]["values"]} == {"1"}  # one epoch, counted from 1
+    dvc(work, "plots", "show", "-o", "plots")  # the page a user opens: one chart per table
+    assert (work / "plots" / "index.html").read_text().count("vegaEmbed(") == len(TABLES)
