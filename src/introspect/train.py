@@ -97,6 +97,27 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
         raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
 
 
+def best_val_metrics(history: list[dict], prefix: str = "") -> dict:
+    """The second epoch protocol: test accuracy (and error) at the first epoch of highest validation
+    accuracy, and that epoch. The first protocol, the paper's, is the last epoch's."""
+    best = max(history, key=lambda h: (h[f"{prefix}val_acc"], -h["epoch"]))
+    return {f"{prefix}best_val_epoch": best["epoch"], f"{prefix}best_val_test_acc": best[f"{prefix}test_acc"],
+            f"{prefix}best_val_test_err": 100.0 - best[f"{prefix}test_acc"]}
+
+
+def schedule_warnings(cfg: dict) -> list[str]:
+    """Parts of a run's schedule its length leaves unused: a method's warm-up that never ends, an
+    lr milestone at or past the last epoch."""
+    epochs, out = cfg["epochs"], []
+    warmup = cfg["method"].get("warmup")
+    if isinstance(warmup, int) and warmup >= epochs:
+        out.append(f"method.warmup = {warmup} >= epochs = {epochs}: {cfg['method']['name']} never leaves its warm-up")
+    late = [m for m in cfg["optim"]["milestones"] if m >= epochs]
+    if late:
+        out.append(f"optim.milestones {late} at or past the last epoch ({epochs}): the lr never drops there")
+    return out
+
+
 def teacher_depth(cfg: dict) -> int:
     """How many teachers stand between a run and one that learned from none (0: it learns from none)."""
     depth, seen = 0, set()
@@ -214,6 +235,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         load_init(model, Path(cfg["init"]))
         print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
     save_json(cfg, out / "config.json")
+    for warning in schedule_warnings(cfg):
+        print(f"[{name}] warning: {warning}", file=log, flush=True)
 
     batch, augment = cfg["batch_size"], cfg["dataset"]["augment"]
     train_batches = loader(data, "train", batch, device, augment, shuffle=True)
@@ -271,6 +294,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     for prefix in method.networks():
         metrics |= {f"{prefix}{k}": last[f"{prefix}{k}"] for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
         metrics[f"{prefix}test_err"] = 100.0 - last[f"{prefix}test_acc"]
+        metrics |= best_val_metrics(history, prefix)
     metrics |= {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "epochs": len(history)}
     metrics |= method.run_metrics()
     save_json(metrics, metrics_path)
