@@ -56,7 +56,21 @@ def completeness(plan: Plan, res: Results, missing_explanations: list[str]) -> s
              f"{len(missing_explanations)} explanation files missing" if missing_explanations else ""]
     return (f"**Incomplete**: {len(res.runs)} of {len(plan.runs)} planned runs are present and current; "
             f"{', '.join(p for p in parts if p)}. Tables and verdicts leave out every run that is not current: "
-            "see [Missing and stale](#missing-and-stale). `snakemake --cores all` trains them.")
+            "see *Missing and stale* below. `snakemake --cores all` trains them.")
+
+
+def what_it_can_decide(plan: Plan) -> str:
+    """The report's second claim: whether this scale's data and seeds can test the paper at all."""
+    stand_ins = sorted({f"{t.dataset} for {t.paper_dataset}" for t in plan.tables if t.dataset != t.paper_dataset})
+    notes = []
+    if stand_ins:
+        notes.append(f"**This run is a smoke test** of the pipeline where a dataset stands in for the paper's "
+                     f"({'; '.join(stand_ins)}): those tables show no difference to the paper, and their verdicts "
+                     "say what this data shows, not whether the paper's numbers reproduce.")
+    if len(plan.seeds) < 3:
+        notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run, few comparisons can reach "
+                     "significance: expect most verdicts to be inconclusive.")
+    return " ".join(notes) or "Every table runs on the paper's own dataset."
 
 
 def superseded_markdown(kept: list[Superseded]) -> list[str]:
@@ -76,6 +90,7 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
     mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
     out = [f"# Report: {TITLE}\n",
            completeness(plan, res, missing_explanations) + "\n",
+           what_it_can_decide(plan) + "\n",
            f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}.\n",
            "## Datasets\n", fmt.markdown(["paper dataset", "run at this scale"], mapping),
            "## Tables\n"]

@@ -1,7 +1,8 @@
 """The paper's tables, ours next to the published numbers, plus every sweep shown whole.
 
 Per model a table has three columns: ours (mean ± std over seeds, n), the paper's (mean ± std,
-from workflow/reference/paper_tables.csv) and the difference ours − paper. Paper values match on
+from workflow/reference/paper_tables.csv) and the difference ours − paper, given only where our
+runs are on the paper's own dataset (a stand-in dataset's numbers are not comparable). Paper values match on
 (table, paper dataset, model, row label, metric); other published rows for the same table and
 metric (e.g. test_err_pereyra2017 in Table 3) are shown below as reference rows.
 """
@@ -73,10 +74,18 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def same_data(table: Table) -> bool:
+    """Whether a table's runs are on the paper's own dataset (only then is ours − paper a difference)."""
+    return table.dataset == table.paper_dataset
+
+
 def caption(table: Table, scale: str) -> str:
     sweeps = any(r.sweep_key for r in table.rows)
+    delta = ("Δ = ours − paper" if same_data(table) else
+             f"no Δ: the paper's numbers are on {table.paper_dataset}, another dataset than ours, shown for reference only")
     text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); "
-            f"paper: published mean ± std; Δ = ours − paper. Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
+            f"paper: published mean ± std on {table.paper_dataset}; {delta}. "
+            f"Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
     if sweeps:
         text += " Sweep rows show the value chosen on the validation split (highest mean val_acc over seeds)."
     return text
@@ -108,9 +117,10 @@ class Rendered:
         return fmt.latex(header, [self.rows, self.references], self.caption, f"tab:{self.name}", groups)
 
 
-def compared(ours, ref: Ref | None) -> list[str]:
-    """The three cells of a model's column: ours (mean ± std (n)), the paper's, ours − paper."""
-    diff = ours.mean - ref.mean if ref is not None and ours.n else None
+def compared(ours, ref: Ref | None, comparable: bool = True) -> list[str]:
+    """The three cells of a model's column: ours (mean ± std (n)), the paper's, ours − paper (only
+    when ``comparable``: ours is on the paper's dataset)."""
+    diff = ours.mean - ref.mean if ref is not None and ours.n and comparable else None
     return [fmt.mean_std(ours), paper_cell(ref), fmt.signed(diff)]
 
 
@@ -131,21 +141,22 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         cells = [row_label(row, choices)]
         for model, choice in choices.items():
             cells += compared(results.stat(table.dataset, model, choice.variant, table.metric),
-                              paper.get((*key, model, row.label, table.metric)))
+                              paper.get((*key, model, row.label, table.metric)), same_data(table))
             cells += extra_cells(table, results, model, choice.variant)
         rows.append(cells)
         peers = {m: results.stat(table.dataset, m, c.variant, f"peer_{table.metric}") for m, c in choices.items()}
         if any(st.n for st in peers.values()):  # DML: the second network of the same runs
             rows.append([f"{cells[0]}, second network",
                          *(c for m, ours in peers.items()
-                           for c in compared(ours, paper.get((*key, m, row.label, table.metric))) + [fmt.DASH] * len(table.columns))])
+                           for c in compared(ours, paper.get((*key, m, row.label, table.metric)), same_data(table))
+                           + [fmt.DASH] * len(table.columns))])
     teachers = {table.teacher: ""} if table.teacher else {}
     for r in table.rows:  # a row's own teacher, named with every row it teaches
         if r.teacher and r.teacher != table.teacher:
             teachers[r.teacher] = f"{teachers[r.teacher]}, {r.label}" if r.teacher in teachers else f" of {r.label}"
     for teacher, whose in teachers.items():  # the teachers' own accuracy (one teacher run per seed serves every student)
         cells = compared(results.stat(table.dataset, teacher.model, teacher.variant, table.metric),
-                         paper.get((*key, teacher.model, teacher.variant, table.metric)))
+                         paper.get((*key, teacher.model, teacher.variant, table.metric)), same_data(table))
         cells += extra_cells(table, results, teacher.model, teacher.variant)
         rows.append([f"teacher{whose} ({teacher.model}, {teacher.method})", *(cells * len(table.models))])
     for row in table.rows:  # TAKD's assistants, each in the column of the student it teaches
