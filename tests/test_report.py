@@ -69,7 +69,7 @@ CLAIMS = {"claims": [
      "compare": ["le_grad_input", "<", "le_guided_bp", "<", "le_grad", "<", "le_gradcam"], "combine": "all",
      "where": {"dataset": "cifar10", "models": ["resnet8"]}},
     {"id": "T1", "source": "test", "text": "LE beats CE.", "compare": ["le_gradcam", ">", "ce"],
-     "where": {"dataset": "cifar10", "models": ["resnet8"]}},
+     "where": {"dataset": "cifar10", "models": ["resnet8", "resnet14"]}},  # resnet14: not run by this config
     {"id": "T2", "source": "test", "text": "LE is competitive.", "compare": ["le_gradcam", ">=", ["ce", "le_grad"]],
      "combine": "all", "margin": 0.5, "where": {"dataset": "cifar10", "models": ["resnet8"]}},
     {"id": "C10", "source": "Figure 2", "text": "Similar classes are close.", "check": "top 3"},
@@ -103,6 +103,8 @@ def write_run(root: Path, run: pipeline.Run, test: float, val: float) -> None:
     d.mkdir(parents=True)
     metrics = {"train_loss": 0.1, "train_acc": 99.0, "val_loss": 0.2, "val_acc": val, "test_loss": 0.3,
                "test_acc": test, "test_err": 100.0 - test, "epochs": 3}
+    best = test - 15 if run.variant == "le_gradcam" else test  # the best-val protocol turns T1 around
+    metrics |= {"best_val_epoch": 2, "best_val_test_acc": best, "best_val_test_err": 100.0 - best}
     (d / "metrics.json").write_text(json.dumps(metrics))
     write_current_config(d, run)
     history = [{"epoch": e, "lr": 0.05, "train_loss": 1.0 / (e + 1), "train_acc": 90.0, "val_loss": 0.2,
@@ -342,3 +344,30 @@ def test_the_difference_to_the_paper_is_shown_only_on_the_papers_dataset():
     ours = Stat((3.0, 4.0, 5.0), 3)  # mean 4.00, std 1.00
     assert compared(ours, Ref(1.39, 0.05, ""), comparable=True) == ["4.00 ± 1.00 (3)", "1.39 ± 0.05", "+2.61"]
     assert compared(ours, Ref(1.39, 0.05, ""), comparable=False) == ["4.00 ± 1.00 (3)", "1.39 ± 0.05", "—"]
+
+
+def test_the_other_epoch_protocol_is_computed_and_a_differing_verdict_flagged(setup, plan):
+    from introspect.report.results import Results
+
+    best = Results(plan, setup["results"], "best_val").stat("synthetic", "resnet8", "le_gradcam", "test_acc")
+    assert best.values == (75.0, 76.0, 77.0)  # the fixture's test accuracy at the best-val epoch
+    assert Results(plan, setup["results"]).stat("synthetic", "resnet8", "le_gradcam", "test_acc").values == (90.0, 91.0, 92.0)
+    claims = (setup["out"] / "claims.md").read_text()
+    assert "Verdicts use the test accuracy of the **last** epoch protocol" in claims
+    assert re.search(r"\| T1 \| test \| all \| supported \| ⚠ not supported \|", claims), claims[:3000]
+    index = (setup["out"] / "index.md").read_text()
+    assert "| claim | source | verdict | under best_val |" in index and "| T1 | test | supported | ⚠ not supported |" in index
+    assert "at the last epoch (the paper's protocol)" in (setup["out"] / "tables" / "table2.md").read_text()
+
+
+def test_the_head_says_a_stand_in_run_is_a_smoke_test(setup):
+    head = (setup["out"] / "index.md").read_text().splitlines()[4]
+    assert head.startswith("**This run is a smoke test** of the pipeline where a dataset stands in for the paper's "
+                           "(synthetic for cifar10; synthetic for mnist)")
+
+
+def test_rows_for_models_a_config_does_not_run_are_left_out(setup):
+    claims = (setup["out"] / "claims.md").read_text()
+    assert "resnet14" not in claims  # T1 names resnet14, which this config does not run: no row for it
+    assert not [r for r in claim_rows(setup["out"]) if r["model"] == "resnet14"]
+    assert "| cifar10 | synthetic | resnet8 | le_gradcam > ce |" in claims

@@ -78,6 +78,7 @@ class Plan:
     tables: list[Table]
     runs: dict[str, Run]
     explanations: dict[str, Run]  # paper dataset -> the run whose maps make Figures 1 and 2
+    protocol: str = "last"  # which test accuracy tables and verdicts use: the last epoch's or the best-val epoch's
 
 
 def at_scale(value, scale: str, key: str = ""):
@@ -276,7 +277,7 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         if run_id not in runs:
             raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
         explanations[paper_ds] = runs[run_id]
-    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations)
+    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations, p.get("protocol", "last"))
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:

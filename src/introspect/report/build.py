@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from . import claims as claims_mod
 from . import figures, fmt, tables
-from .results import METRICS, Results, Superseded, curves, load_explanations, run_rows, superseded_runs
+from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
+                      superseded_runs)
 from ..fileio import atomic_write, save_json
 from ..pipeline import Plan
 
@@ -83,7 +84,9 @@ def superseded_markdown(kept: list[Superseded]) -> list[str]:
 
 
 def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[str]], missing_explanations: list[str],
-                   code_version: str, config_path: str, kept: list[Superseded] = ()) -> str:
+                   code_version: str, config_path: str, kept: list[Superseded] = (),
+                   under_other: dict[str, str] | None = None) -> str:
+    under_other = under_other or {}
     def link(path: str, text: str | None = None) -> str:
         return f"[{text or path}]({path})"
 
@@ -99,8 +102,10 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
                    f"{link(f'tables/{table.name}.md', 'Markdown')}, {link(f'tables/{table.name}.tex', 'LaTeX')}")
     out += [f"- {link('tables/sweeps.md', 'Sweeps')}: every swept value, the one chosen on the validation split marked\n",
             "## Claims\n", f"{link('claims.md')} ({link('claims.csv', 'CSV')})\n",
-            fmt.markdown(["claim", "source", "verdict"],
-                                [[c["id"], c.get("source", ""), claims_mod.claim_verdict(ls)] for c, ls in evaluated]),
+            fmt.markdown(["claim", "source", "verdict", f"under {other_protocol(plan.protocol)}"],
+                         [[c["id"], c.get("source", ""), claims_mod.claim_verdict(ls),
+                           claims_mod.protocol_cell(claims_mod.claim_verdict(ls), under_other.get(c["id"], fmt.DASH))]
+                          for c, ls in evaluated]),
             "## Figures\n"]
     for stem in files["figures"]:
         name = Path(stem).name
@@ -160,7 +165,10 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
         claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
     evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations)
-    text("claims.md", claims_mod.markdown(evaluated, plan))
+    other = other_protocol(plan.protocol)  # the same claims from the other epoch protocol's test accuracy
+    under_other = {c["id"]: claims_mod.claim_verdict(lines) for c, lines in
+                   claims_mod.evaluate_all(claim_list, plan, Results(plan, results, other), explanations)}
+    text("claims.md", claims_mod.markdown(evaluated, plan, under_other, other))
     write_csv(out / "claims.csv", claims_mod.CSV_COLUMNS, claims_mod.csv_rows(evaluated))
     written.append(out / "claims.csv")
 
@@ -194,6 +202,7 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
         stale.unlink()  # a table no longer in the plan, or an older layout, leaves no plot behind
 
     text("index.md", index_markdown(plan, res, evaluated, {"figures": stems, "curves": curve_files},
-                                    missing_explanations, code_version, config_path, superseded_runs(plan, results)))
+                                    missing_explanations, code_version, config_path, superseded_runs(plan, results),
+                                    under_other))
     return {"files": sorted(str(p.relative_to(out)) for p in written), "missing_runs": res.missing,
             "stale_runs": res.stale, "missing_explanations": missing_explanations}

@@ -435,7 +435,7 @@ def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
         if all(ln.verdict == NOT_RUN for ln in lines):
             rows.append({k: None for k in CSV_COLUMNS} | head | {"verdict": head["claim_verdict"]})
             continue
-        for line in lines:
+        for line in (ln for ln in lines if ln.verdict != NOT_RUN):  # models this config does not run: left out
             base = head | {"paper_dataset": line.paper_dataset, "dataset": line.dataset or "", "model": line.model,
                            "line_verdict": line.verdict, "note": line.note}
             items = [_test_cells(t) for t in (line.tests if line.verdict != NOT_RUN else [])]
@@ -493,7 +493,14 @@ def _pcell(raw: float, adjusted: float) -> str:
     return f"{fmt.pvalue(raw)} ({fmt.pvalue(adjusted)})"
 
 
-def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan) -> str:
+def protocol_cell(verdict: str, other: str) -> str:
+    return other if other == verdict else f"⚠ {other}"
+
+
+def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[str, str] | None = None,
+             other_protocol: str = "") -> str:
+    """claims.md; ``other``: each claim's verdict under the other epoch protocol, shown beside it and
+    flagged where it differs."""
     mapping = ", ".join(f"{d} → {run_dataset(plan, d)}" for d in sorted({t.paper_dataset for t in plan.tables}))
     aliases = "; ".join(f"`{k}` means " + " and ".join(f"{v} on {d}" for d, v in m.items()) for k, m in ALIASES.items())
     out = ["# Claims\n",
@@ -502,9 +509,14 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan) -> str:
            f"Sweep rows use the value chosen on the validation split. {aliases}.\n",
            legend(plan),
            "## Summary\n",
-           fmt.markdown(["claim", "source", "combine", "verdict", "claim text"],
-                        [[c["id"], c.get("source", ""), _rule(c)[0] or fmt.DASH, claim_verdict(ls), c.get("text", "")]
-                         for c, ls in evaluated])]
+           f"Verdicts use the test accuracy of the **{plan.protocol}** epoch protocol"
+           + (f"; the column beside gives each verdict under `{other_protocol}` and flags (⚠) a verdict that differs."
+              if other is not None else ".") + "\n",
+           fmt.markdown(["claim", "source", "combine", "verdict", *([f"under {other_protocol}"] if other is not None else []),
+                         "claim text"],
+                        [[c["id"], c.get("source", ""), _rule(c)[0] or fmt.DASH, claim_verdict(ls),
+                          *([protocol_cell(claim_verdict(ls), other[c["id"]])] if other is not None else []),
+                          c.get("text", "")] for c, ls in evaluated])]
     for claim, lines in evaluated:
         out.append(f"## {claim['id']} ({claim.get('source', '')}): {claim_verdict(lines)}\n\n{claim.get('text', '')}\n")
         out += [x for x in [_rule_line(claim)] if x]
@@ -512,7 +524,7 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan) -> str:
             out.append(f"{NOT_RUN.capitalize()}.\n")
             continue
         rows = []
-        for line in lines:
+        for line in (ln for ln in lines if ln.verdict != NOT_RUN):  # models this config does not run: left out
             where = [line.paper_dataset, line.dataset or fmt.DASH, line.model]
             for t in line.tests:
                 if t.run:

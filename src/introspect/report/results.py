@@ -23,7 +23,8 @@ from ..train import same_config
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err",
            "peer_val_acc", "peer_test_acc",  # peer_*: DML's second network
-           "samples_used", "params")  # share (%) of training samples that ever contributed; model size
+           "samples_used", "params",
+           "best_val_epoch", "best_val_test_acc", "best_val_test_err")  # the second epoch protocol  # share (%) of training samples that ever contributed; model size
 CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
 
 
@@ -71,12 +72,29 @@ class Choice:
 COMPLEMENT = {"test_acc": "test_err", "test_err": "test_acc"}  # each is 100 minus the other, in percent
 
 
+PROTOCOLS = ("last", "best_val")
+
+
+def protocol_key(key: str, protocol: str) -> str:
+    """The metrics.json key of a test metric under an epoch protocol: ``best_val`` reads the test
+    accuracy (error) at the epoch of best validation accuracy, ``last`` the last epoch's."""
+    if protocol == "best_val" and key.removeprefix("peer_") in ("test_acc", "test_err"):
+        prefix = "peer_" if key.startswith("peer_") else ""
+        return f"{prefix}best_val_{key.removeprefix('peer_')}"
+    return key
+
+
+def other_protocol(protocol: str) -> str:
+    return PROTOCOLS[1 - PROTOCOLS.index(protocol)]
+
+
 def metric(metrics: dict, key: str) -> float | None:
     """``key`` of a metrics.json; test_acc and test_err are read one from the other when one is absent."""
     if key in metrics:
         return float(metrics[key])
-    if COMPLEMENT.get(key) in metrics:
-        return 100.0 - float(metrics[COMPLEMENT[key]])
+    base = key.removeprefix("best_val_")
+    if COMPLEMENT.get(base) and key.replace(base, COMPLEMENT[base]) in metrics:
+        return 100.0 - float(metrics[key.replace(base, COMPLEMENT[base])])
     return None
 
 
@@ -130,9 +148,10 @@ class Results:
     """The current runs of ``plan`` under ``folder`` (``<folder>/<run_id>/...``), the stale ones
     (with why) and the missing ones."""
 
-    def __init__(self, plan: Plan, folder: Path):
+    def __init__(self, plan: Plan, folder: Path, protocol: str | None = None):
         self.plan = plan
         self.folder = Path(folder)
+        self.protocol = protocol or plan.protocol  # "last" or "best_val": which test metrics stat() reads
         self.runs: dict[str, RunResult] = {}
         self.stale: dict[str, list[str]] = {}
         datasets: dict[str, str | None] = {}
@@ -155,6 +174,7 @@ class Results:
     def stat(self, dataset: str, model: str, variant: str | None, key: str) -> Stat:
         """Metric ``key`` (see :func:`metric`) of every present seed of one variant."""
         present = [] if variant is None else [self.runs[i] for i in self._ids(dataset, model, variant) if i in self.runs]
+        key = protocol_key(key, self.protocol)
         values = (metric(r.metrics, key) for r in present)
         return Stat(tuple(v for v in values if v is not None), len(self.plan.seeds))
 

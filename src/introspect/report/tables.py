@@ -79,13 +79,17 @@ def same_data(table: Table) -> bool:
     return table.dataset == table.paper_dataset
 
 
-def caption(table: Table, scale: str) -> str:
+PROTOCOL_NOTES = {"last": "at the last epoch (the paper's protocol)",
+                  "best_val": "at the epoch of best validation accuracy (protocol best_val)"}
+
+
+def caption(table: Table, scale: str, protocol: str = "last") -> str:
     sweeps = any(r.sweep_key for r in table.rows)
     delta = ("Δ = ours − paper" if same_data(table) else
              f"no Δ: the paper's numbers are on {table.paper_dataset}, another dataset than ours, shown for reference only")
     text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); "
             f"paper: published mean ± std on {table.paper_dataset}; {delta}. "
-            f"Metric: {METRIC_NOTES.get(table.metric, table.metric)}.")
+            f"Metric: {METRIC_NOTES.get(table.metric, table.metric)}, {PROTOCOL_NOTES[protocol]}.")
     if sweeps:
         text += " Sweep rows show the value chosen on the validation split (highest mean val_acc over seeds)."
     return text
@@ -176,7 +180,7 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         note = next((r.note for r in refs if r is not None and r.note), metric)
         references.append([f"{method}, {note}",
                            *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH, *[fmt.DASH] * len(table.columns)))])
-    return Rendered(table.name, caption(table, results.plan.scale), list(table.models), rows, references, tuple(table.columns))
+    return Rendered(table.name, caption(table, results.plan.scale, results.protocol), list(table.models), rows, references, tuple(table.columns))
 
 
 def sweeps_markdown(plan: Plan, results: Results) -> str:
