@@ -171,3 +171,8 @@ def test_plots_one_per_table_a_curve_per_row(repo):
         assert {point["epoch"] for point in content["data"]["values"]} == {"1"}  # one epoch, counted from 1
     dvc(work, "plots", "show", "-o", "plots")  # the page a user opens: one chart per table
     assert (work / "plots" / "index.html").read_text().count("vegaEmbed(") == len(TABLES)
+    diffed = json.loads(dvc(work, "plots", "diff", "HEAD~1", "--json"))  # after the metrics test's commit
+    points = diffed.get("data", diffed)["reports/curves/table2.csv"][0]["content"]["data"]["values"]
+    ls = {p["rev"]: float(p["test_acc"]) for p in points if p["row"] == "ls"}  # a dash per revision
+    assert ls == {"HEAD~1": pytest.approx(repo["first"]["table2"]["resnet8"]["ls"], abs=0.005),  # metrics: 2 decimals
+                  "workspace": pytest.approx(repo["second"]["table2"]["resnet8"]["ls"], abs=0.005)}
