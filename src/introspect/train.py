@@ -97,6 +97,21 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
         raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
 
 
+def restore_rng(rng: dict, gen: torch.Generator, device: torch.device, name: str, log) -> None:
+    """Restore a checkpoint's RNG streams. The loader's generator (and CUDA's stream) only on the
+    device type that wrote them: their states differ in kind, and a run resumed on another device
+    type restarts those streams from the seed, saying so."""
+    torch.set_rng_state(rng["torch"])
+    saved_on = rng.get("device", "cuda" if "cuda" in rng else "cpu")
+    if saved_on != device.type:
+        print(f"[{name}] written on {saved_on}, resumed on {device.type}: the data order and the device's random "
+              "draws restart from the seed", file=log, flush=True)
+        return
+    gen.set_state(rng["loader"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
 def best_val_metrics(history: list[dict], prefix: str = "") -> dict:
     """The second epoch protocol: test accuracy (and error) at the first epoch of highest validation
     accuracy, and that epoch. The first protocol, the paper's, is the last epoch's."""
@@ -181,6 +196,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     out = Path(out)
     metrics_path = out / "metrics.json"
     device = pick_device(cfg["device"])
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # shapes are fixed within a run: autotune once
     data = load_prepared(Path(cfg["dataset"]["path"]))
     if data["name"] != cfg["dataset"]["name"]:
         raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
@@ -194,6 +210,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     layout = torch.channels_last if channels_last else torch.contiguous_format
     method.to(device, memory_format=layout)
     method.setup(device)
+    method.to(memory_format=layout)  # what setup built or loaded (a teacher, a regressor) in the run's layout too
     method.bind_data(len(data["tensors"]["y_train"]))
     if cfg["compile"]:
         model.compile()  # in place: the state_dict keys (and so checkpoints) stay the same
@@ -221,10 +238,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        gen.set_state(state["rng"]["loader"])
-        if device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        restore_rng(state["rng"], gen, device, name, log)
         history = state["history"]
         if len(history) == cfg["epochs"] and metrics_path.exists():
             print(f"[{name}] already complete and current in {out}", file=log)
@@ -271,7 +285,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
         row["seconds"] = time.perf_counter() - t0
         row["images_per_s"] = n / train_seconds
         history.append(row)
-        rng = {"torch": torch.get_rng_state(), "loader": gen.get_state()}
+        rng = {"torch": torch.get_rng_state(), "loader": gen.get_state(), "device": device.type}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
         save_checkpoint(
