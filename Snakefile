@@ -19,6 +19,11 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "reports/index.md",
+        # every run and explanation file is a target too: Snakemake does not rebuild a missing
+        # intermediate file when the report that used it looks up to date (a job killed after it
+        # lost its outputs would stay missing behind an old report)
+        all_receipts(),
+        all_explanations(),
     default_target: True
 
 

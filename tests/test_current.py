@@ -160,8 +160,10 @@ def test_a_run_edited_outside_the_workflow_is_stale_in_the_report_until_retraine
     assert "stale: digits/resnet8/kd/seed0 (results/digits/resnet8/ce/seed0 was retrained)" in report.stderr
     index = (work / "reports" / "index.md").read_text()
     assert index.splitlines()[2].startswith("**Incomplete**: 2 of 4 planned runs are present and current; 2 stale")
-    run("snakemake --cores all", work, env)
+    advice = re.search(r"`(snakemake [^`]+)` trains exactly those", index.splitlines()[2]).group(1)
+    run(advice, work, env)  # what the report says to do, as it says it
     assert_complete_and_current(work)
+    assert len(list((ce / "superseded").iterdir())) == 2  # the plan's first run, then the one changed by hand
 
 
 def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tmp_path):

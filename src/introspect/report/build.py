@@ -57,7 +57,8 @@ def completeness(plan: Plan, res: Results, missing_explanations: list[str]) -> s
              f"{len(missing_explanations)} explanation files missing" if missing_explanations else ""]
     return (f"**Incomplete**: {len(res.runs)} of {len(plan.runs)} planned runs are present and current; "
             f"{', '.join(p for p in parts if p)}. Tables and verdicts leave out every run that is not current: "
-            "see *Missing and stale* below. `snakemake --cores all` trains them.")
+            "see *Missing and stale* below. `snakemake --cores all --forcerun train` trains exactly those "
+            "(a current run is left as it is).")
 
 
 def what_it_can_decide(plan: Plan) -> str:
