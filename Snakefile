@@ -1,4 +1,4 @@
-# The experiment DAG: prepare data -> train every run -> explain -> report.
+# The experiment DAG: prepare data -> train every run -> explain, evaluate -> report.
 # What runs is declared once in params.yaml; how a run trains is the `introspect` package.
 #   snakemake --cores all                      (the embedded quick scale, CPU)
 #   snakemake --cores all --config scale=paper --profile workflow/profiles/gpu
@@ -13,6 +13,7 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -24,6 +25,7 @@ rule all:
         # lost its outputs would stay missing behind an old report)
         all_receipts(),
         all_explanations(),
+        all_evaluations(),
     default_target: True
 
 

@@ -1,4 +1,4 @@
-"""`introspect prepare | models | train | explain | report | bench | plan`: thin argparse over the library's functions.
+"""`introspect prepare | models | train | explain | evaluate | report | bench | plan`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
 or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
@@ -149,6 +149,22 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    if args.out and len(args.run) > 1:
+        raise ConfigError("--out: only with one --run (each run writes <run>/evaluation.json)")
+    missing = [r for r in args.run if not (Path(r) / "checkpoint.pt").is_file()]
+    if missing:
+        raise ConfigError(f"--run: no finished run (checkpoint.pt) in {', '.join(missing)}")
+    _claim_gpu(args)
+    for run in args.run:  # every run in one process: torch is imported once
+        result = evaluate_run(Path(run), Path(args.out) if args.out else None, args.images, args.explainer, args.device)
+        print(json.dumps({k: result[k] for k in ("run", "nll", "ece", "brier", "deletion_auc", "insertion_auc",
+                                                  "infidelity", "teacher_agreement")}, sort_keys=True))
+    return 0
+
+
 def code_version() -> str:
     """`git describe` of the checkout the installed package lives in, or "unknown"."""
     import subprocess
@@ -237,6 +253,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("evaluate", help="calibration and explanation quality of finished runs (<run>/evaluation.json)")
+    s.add_argument("--run", required=True, action="append", help="a finished run folder; repeat for several")
+    s.add_argument("--out", help="the JSON file to write (one --run only); default: <run>/evaluation.json")
+    s.add_argument("--images", type=int, default=256, help="explain the first N test images (the same for every run)")
+    s.add_argument("--explainer", help="default: Grad-CAM on a CNN, Grad on the MLP (the same for every method)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
+    s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("report", help="tables, claim verdicts and figures from a results folder")
     s.add_argument("--params", default="params.yaml", help="the experiment config the results come from")

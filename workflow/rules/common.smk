@@ -70,3 +70,23 @@ def report_figures():
 
 def report_tables():
     return [f"reports/tables/{t.name}.{ext}" for t in PLAN.tables for ext in ("md", "tex")]
+
+
+def all_evaluations():
+    """Every run's evaluation.json (introspect.evaluate): calibration and explanation quality."""
+    return [f"results/{run_id}/evaluation.json" for run_id in sorted(PLAN.runs)]
+
+
+def evaluate_inputs(wildcards):
+    """A row's finished runs, its dataset and the runs its students learned from (their teachers)."""
+    return train_inputs(wildcards) + [receipt(run.id) for run in runs_of(wildcards)]
+
+
+def evaluate_runs(wildcards):
+    return " ".join(f"--run results/{run.id}" for run in runs_of(wildcards))
+
+
+def beyond_figures():
+    from introspect.report.beyond import reliability_stems
+
+    return [f"reports/{stem}.{ext}" for stem in reliability_stems(PLAN) for ext in ("png", "pdf")]

@@ -18,7 +18,9 @@ rule report:
         config="reports/config.json",
         receipts=all_receipts(),
         explanations=all_explanations(),
-        reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml", REFERENCE / "method_claims.yaml"],
+        evaluations=all_evaluations(),
+        reference=[REFERENCE / "paper_tables.csv", REFERENCE / "paper_claims.yaml", REFERENCE / "method_claims.yaml",
+                   REFERENCE / "beyond_claims.yaml"],
     output:
         index="reports/index.md",
         results="reports/results.parquet",
@@ -26,6 +28,8 @@ rule report:
         claims="reports/claims.md",
         tables=report_tables(),
         figures=[report(f, category="Figures") for f in report_figures()],
+        beyond="reports/beyond.md",
+        beyond_figures=[report(f, category="Beyond accuracy") for f in beyond_figures()],
     log:
         "logs/report.log",
     conda:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import beyond
 from . import claims as claims_mod
 from . import figures, fmt, tables
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
@@ -101,7 +102,10 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
     for table in plan.tables:
         out.append(f"- **{table.name}** (paper {table.paper_table}): {table.caption}: "
                    f"{link(f'tables/{table.name}.md', 'Markdown')}, {link(f'tables/{table.name}.tex', 'LaTeX')}")
-    out += [f"- {link('tables/sweeps.md', 'Sweeps')}: every swept value, the one chosen on the validation split marked\n",
+    out += [f"- {link('tables/sweeps.md', 'Sweeps')}: every swept value, the one chosen on the validation split marked",
+            f"- {link(beyond.PAGE, 'Beyond accuracy')}: calibration (NLL, ECE, Brier, reliability diagrams) and "
+            "explanation quality (deletion / insertion AUC, infidelity, agreement with the teacher, Figure 2's "
+            "class pairs) of every run, with verdicts on the project's questions\n",
             "## Claims\n", f"{link('claims.md')} ({link('claims.csv', 'CSV')})\n",
             fmt.markdown(["claim", "source", "verdict", f"under {other_protocol(plan.protocol)}"],
                          [[c["id"], c.get("source", ""), claims_mod.claim_verdict(ls),
@@ -165,6 +169,11 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
         claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
+    beyond_ids = set()
+    if (Path(reference) / "beyond_claims.yaml").exists():  # calibration and explanation quality (beyond.md)
+        beyond_claims = claims_mod.read_claims(Path(reference) / "beyond_claims.yaml")
+        claim_list += beyond_claims
+        beyond_ids = {c["id"] for c in beyond_claims}
     evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations)
     other = other_protocol(plan.protocol)  # the same claims from the other epoch protocol's test accuracy
     under_other = {c["id"]: claims_mod.claim_verdict(lines) for c, lines in
@@ -172,6 +181,8 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     text("claims.md", claims_mod.markdown(evaluated, plan, under_other, other))
     write_csv(out / "claims.csv", claims_mod.CSV_COLUMNS, claims_mod.csv_rows(evaluated))
     written.append(out / "claims.csv")
+
+    written += beyond.write_page(plan, res, [(c, ls) for c, ls in evaluated if c["id"] in beyond_ids], out)
 
     stems = []
     for paper_dataset, data in explanations.items():

@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from . import fmt
-from .results import Results, Stat
+from .results import METRICS, Results, Stat
 from .tables import row_label
 from ..pipeline import Plan, Row, Table
 from ..registry import ConfigError
@@ -115,6 +115,9 @@ def check_claim(claim: dict) -> tuple[str, float | None]:
         raise ValueError(f"a >= or <= comparison needs margin: a number > 0 (points of accuracy), not {margin!r}")
     if not competitive and margin is not None:
         raise ValueError("margin applies to >= and <= comparisons only")
+    metric = claim.get("metric", METRIC)
+    if metric not in METRICS:
+        raise ValueError(f"metric: {metric!r} is not one of {', '.join(METRICS)}")
     return rule or "all", float(margin) if competitive else None
 
 
@@ -267,14 +270,15 @@ def run_dataset(plan: Plan, paper_dataset: str) -> str | None:
     return next((t.dataset for t in plan.tables if t.paper_dataset == paper_dataset), None)
 
 
-def _side(plan: Plan, results: Results, paper_dataset: str, model: str, label: str) -> tuple[str, Stat | None]:
+def _side(plan: Plan, results: Results, paper_dataset: str, model: str, label: str,
+          metric: str = METRIC) -> tuple[str, Stat | None]:
     found = locate(plan, paper_dataset, model, label)
     if found is None:
         return label, None
     table, row = found
     choice = results.choose(table.dataset, model, row)
     name = row_label(row, {model: choice}) if row.sweep_key else row.label
-    return name, results.stat(table.dataset, model, choice.variant, METRIC)
+    return name, results.stat(table.dataset, model, choice.variant, metric)
 
 
 def _competitive_note(tests: list[Test]) -> str:
@@ -317,7 +321,8 @@ def evaluate(claim: dict, plan: Plan, results: Results) -> list[Line]:
     for paper_dataset, model in places(claim.get("where", {})):
         line = Line(claim["id"], paper_dataset, run_dataset(plan, paper_dataset), model)
         for a, op, b in comparisons:
-            (a_name, a_stat), (b_name, b_stat) = (_side(plan, results, paper_dataset, model, x) for x in (a, b))
+            (a_name, a_stat), (b_name, b_stat) = (_side(plan, results, paper_dataset, model, x, claim.get("metric", METRIC))
+                                                  for x in (a, b))
             line.tests.append(Test(a_name, op, b_name, a_stat, b_stat, plan.significance,
                                    margin if op in COMPETITIVE else None))
         lines.append(line)
@@ -360,6 +365,19 @@ def check_pairs(similarity, classes: list[str], pairs: list[tuple[str, str]]) ->
         else:
             out.append(PairCheck((a, b), None))
     return out
+
+
+def pair_scores(similarity, classes: list[str], pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> dict:
+    """Figure 2's structure in one similarity matrix, over every known-similar pair (of any paper
+    dataset) whose two classes it has: ``pair_rank``, the mean of the pair's two ranks
+    (:func:`check_pairs`; 1 is closest), and ``pairs_close``, the share (%) of pairs that pass C10's
+    top-3 check. Both None when no pair applies."""
+    checks = [c for c in check_pairs(similarity, [str(c) for c in classes], [p for ps in pairs.values() for p in ps])
+              if c.ranks is not None]
+    if not checks:
+        return {"pair_rank": None, "pairs_close": None}
+    return {"pair_rank": float(np.mean([sum(c.ranks) / 2 for c in checks])),
+            "pairs_close": 100.0 * sum(c.passes for c in checks) / len(checks)}
 
 
 @dataclass
@@ -486,6 +504,8 @@ def _rule_line(claim: dict) -> str:
         return ""
     k = len(parse(claim["compare"]))
     text = f"Combine: `{rule}` ({RULE_TEXT[rule]}; {k} comparison{'s' if k > 1 else ''} at each)"
+    if claim.get("metric", METRIC) != METRIC:
+        text = f"Metric: `{claim['metric']}` per seed. " + text
     return text + (f"; margin {margin:g} points of accuracy.\n" if margin is not None else ".\n")
 
 
@@ -505,7 +525,8 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
     aliases = "; ".join(f"`{k}` means " + " and ".join(f"{v} on {d}" for d, v in m.items()) for k, m in ALIASES.items())
     out = ["# Claims\n",
            f"Scale {plan.scale}; paper dataset → dataset run: {mapping}. Each comparison uses per-seed test accuracy "
-           f"(%): higher is better; a table reported in test error is compared through accuracy = 100 − error. "
+           f"(%): higher is better; a table reported in test error is compared through accuracy = 100 − error "
+           f"(a claim that names another `metric`, such as the beyond-accuracy questions, compares that one). "
            f"Sweep rows use the value chosen on the validation split. {aliases}.\n",
            legend(plan),
            "## Summary\n",

@@ -25,6 +25,12 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
            "peer_val_acc", "peer_test_acc",  # peer_*: DML's second network
            "samples_used", "params",
            "best_val_epoch", "best_val_test_acc", "best_val_test_err")  # the second epoch protocol  # share (%) of training samples that ever contributed; model size
+# Beyond accuracy, from <run>/evaluation.json (introspect.evaluate): calibration on the test split, then
+# the quality of the explanations of a fixed test subset, and (pair_*) how close Figure 2's known-similar
+# classes rank in the run's averaged explanation similarity (claims.pair_scores)
+EVALUATION_METRICS = ("nll", "ece", "brier", "deletion_auc", "insertion_auc", "infidelity", "teacher_agreement",
+                      "pair_rank", "pairs_close")
+METRICS += EVALUATION_METRICS
 CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
 
 
@@ -117,6 +123,29 @@ def _read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def read_evaluation(run_folder: Path) -> dict | None:
+    """A run's evaluation.json when it evaluated the run's present checkpoint, else None (missing,
+    unreadable, or written before the run was retrained)."""
+    from ..evaluate import NAME
+    from ..provenance import checkpoint_digest
+
+    evaluation = _read_json(Path(run_folder) / NAME)
+    if evaluation is None or evaluation.get("checkpoint_sha256") != checkpoint_digest(Path(run_folder)):
+        return None
+    return evaluation
+
+
+def evaluation_metrics(evaluation: dict | None) -> dict:
+    """The scalar EVALUATION_METRICS of an evaluation.json (absent ones left out)."""
+    if evaluation is None:
+        return {}
+    from .claims import pair_scores  # claims imports this module: imported when called
+
+    scores = pair_scores(evaluation["similarity"], evaluation["classes"]) if "similarity" in evaluation else {}
+    values = {**evaluation, **scores}
+    return {k: float(values[k]) for k in EVALUATION_METRICS if values.get(k) is not None}
+
+
 def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None:
     """The SHA-256 a prepared dataset file records (read, not recomputed), or None."""
     if path not in cache:
@@ -154,6 +183,7 @@ class Results:
         self.protocol = protocol or plan.protocol  # "last" or "best_val": which test metrics stat() reads
         self.runs: dict[str, RunResult] = {}
         self.stale: dict[str, list[str]] = {}
+        self.unevaluated: list[str] = []  # current runs without a current evaluation.json
         datasets: dict[str, str | None] = {}
         for run_id in sorted(plan.runs):
             run, path = plan.runs[run_id], self.folder / run_id
@@ -165,7 +195,10 @@ class Results:
             if why:
                 self.stale[run_id] = why
                 continue
-            self.runs[run_id] = RunResult(run, metrics, config, _read_history(path / "history.parquet"))
+            evaluation = evaluation_metrics(read_evaluation(path))
+            if not evaluation:
+                self.unevaluated.append(run_id)
+            self.runs[run_id] = RunResult(run, {**metrics, **evaluation}, config, _read_history(path / "history.parquet"))
         self.missing = sorted(set(plan.runs) - set(self.runs) - set(self.stale))
 
     def _ids(self, dataset: str, model: str, variant: str) -> list[str]:

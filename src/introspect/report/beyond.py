@@ -1,0 +1,211 @@
+"""The "beyond accuracy" page, reports/beyond.md: calibration and explanation quality of every run.
+
+Everything comes from the runs' ``evaluation.json`` (:mod:`introspect.evaluate`), read through
+:class:`~introspect.report.results.Results` (only an evaluation of a run's present checkpoint
+counts). Per paper table, one calibration table (NLL, ECE, Brier) and one explanation table
+(deletion and insertion AUC, infidelity, agreement with the teacher, Figure 2's pair rank), each
+cell mean ± std over seeds (n), the sweep value chosen on the validation split as in the accuracy
+tables; reliability diagrams of CE, LS, CP and LE per model (bins pooled over seeds); and the
+verdicts of the project's beyond-accuracy questions (workflow/reference/beyond_claims.yaml),
+decided like every other claim (:mod:`introspect.report.claims`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import claims as claims_mod
+from . import fmt
+from .figures import save
+from .results import Results, Stat, read_evaluation
+from .tables import dataset_note, row_label
+from ..fileio import atomic_write
+from ..pipeline import Plan, Row, Table
+
+PAGE = "beyond.md"
+RELIABILITY_LABELS = ("ce", "ls", "cp")  # the soft-target regularizers' table rows, with CE and every LE row
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # an EVALUATION_METRICS name
+    name: str
+    better: str  # "↓" lower is better, "↑" higher is better
+    spec: str  # number format
+
+
+CALIBRATION = (Column("nll", "NLL", "↓", ".3f"), Column("ece", "ECE", "↓", ".3f"), Column("brier", "Brier", "↓", ".3f"))
+EXPLANATION = (Column("deletion_auc", "deletion AUC", "↓", ".3f"), Column("insertion_auc", "insertion AUC", "↑", ".3f"),
+               Column("infidelity", "infidelity", "↓", ".2e"), Column("teacher_agreement", "agreement with teacher", "↑", ".3f"),
+               Column("pair_rank", "pair rank", "↓", ".2f"), Column("pairs_close", "pairs close (%)", "↑", ".0f"))
+
+
+def cell(stat: Stat, spec: str) -> str:
+    """``mean ± std (n)`` in ``spec``; as fmt.mean_std for missing seeds and a missing row."""
+    if not stat.n:
+        return f"missing (0 of {stat.expected})"
+    std = fmt.DASH if fmt.missing(stat.std) else format(stat.std, spec)
+    return f"{format(stat.mean, spec)} ± {std} ({fmt.seeds(stat)})"
+
+
+def metric_rows(table: Table, results: Results, columns: tuple[Column, ...]) -> list[list[str]]:
+    """One row per table row (its chosen sweep value), then the table's teacher: per model, a cell per column."""
+    rows = []
+    for row in table.rows:
+        choices = {m: results.choose(table.dataset, m, row) for m in table.models}
+        rows.append([row_label(row, choices), *(cell(results.stat(table.dataset, m, c.variant, col.key), col.spec)
+                                                 for m, c in choices.items() for col in columns)])
+    if table.teacher:
+        t = table.teacher
+        rows.append([f"teacher ({t.model}, {t.method})",
+                     *(cell(results.stat(table.dataset, t.model, t.variant, col.key), col.spec)
+                       for _ in table.models for col in columns)])
+    return rows
+
+
+def metric_table(table: Table, results: Results, columns: tuple[Column, ...]) -> str:
+    header = ["method", *(f"{m} {col.name} {col.better}" for m in table.models for col in columns)]
+    return fmt.markdown(header, metric_rows(table, results, columns))
+
+
+def reliability_groups(plan: Plan) -> list[tuple[Table, str, list[Row]]]:
+    """(table, model, rows) of each reliability diagram: every (dataset, model) of a table with an LS or
+    CP row, first table first; its CE, LS, CP and LE rows."""
+    groups, seen = [], set()
+    for table in plan.tables:
+        rows = [r for r in table.rows if r.label in RELIABILITY_LABELS or r.method == "le"]
+        if not any(r.label in ("ls", "cp") for r in rows):
+            continue
+        for model in table.models:
+            if (table.dataset, model) not in seen:
+                seen.add((table.dataset, model))
+                groups.append((table, model, rows))
+    return groups
+
+
+def reliability_stem(dataset: str, model: str) -> str:
+    return f"figures/reliability_{dataset}_{model}"
+
+
+def reliability_stems(plan: Plan) -> list[str]:
+    """Every reliability diagram's path stem under the report folder (the workflow declares them)."""
+    return [reliability_stem(t.dataset, m) for t, m, _ in reliability_groups(plan)]
+
+
+def pooled_bins(results: Results, dataset: str, model: str, variant: str | None) -> dict | None:
+    """The reliability bins of a variant's current evaluated seeds, summed; None when none has one."""
+    ids = [i for i in results._ids(dataset, model, variant) if i in results.runs] if variant else []
+    bins = [e["reliability"] for e in (read_evaluation(results.folder / i) for i in ids) if e and "reliability" in e]
+    if not bins:
+        return None
+    return {k: np.sum([b[k] for b in bins], axis=0) for k in ("count", "confidence_sum", "correct_sum")} | {"seeds": len(bins)}
+
+
+def draw_reliability(panels: list[tuple[str, dict | None, Stat]], title: str):
+    """One panel per method: accuracy per confidence bin (bars) against the diagonal (perfect
+    calibration), the mean confidence of each bin as a dot; ECE over seeds in the panel's title."""
+    from .figures import _plt
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
+    for ax, (label, bins, ece) in zip(axes[0], panels):
+        ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", title=f"{label}\nECE {cell(ece, '.3f')}")
+        if bins is None:
+            ax.text(0.5, 0.5, "not evaluated", ha="center", va="center")
+            continue
+        count = np.asarray(bins["count"], dtype=float)
+        n_bins, used = len(count), count > 0
+        centers = (np.arange(n_bins) + 0.5) / n_bins
+        accuracy = np.divide(bins["correct_sum"], count, out=np.zeros(n_bins), where=used)
+        confidence = np.divide(bins["confidence_sum"], count, out=np.zeros(n_bins), where=used)
+        ax.bar(centers[used], accuracy[used], width=1 / n_bins, edgecolor="black", lw=0.4, label="accuracy")
+        ax.plot(confidence[used], confidence[used], "o", ms=2.5, color="C3", label="mean confidence")
+    axes[0][0].set_ylabel("accuracy")
+    if any(bins is not None for _, bins, _ in panels):
+        next(ax for ax, (_, bins, _) in zip(axes[0], panels) if bins is not None).legend(loc="upper left", fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(table: Table, model: str, rows: list[Row], results: Results, stem: Path) -> list[Path]:
+    panels = []
+    for row in rows:
+        choice = results.choose(table.dataset, model, row)
+        label = row_label(row, {model: choice})
+        panels.append((label, pooled_bins(results, table.dataset, model, choice.variant),
+                       results.stat(table.dataset, model, choice.variant, "ece")))
+    title = (f"Reliability, {model} ({dataset_note(table, results.plan.scale)}): test split, "
+             "equal-width confidence bins, seeds pooled")
+    return save(draw_reliability(panels, title), stem)
+
+
+def claims_markdown(evaluated: list[tuple[dict, list]]) -> str:
+    """The beyond-accuracy verdicts: a summary, then every comparison (claims.md's tests and legend)."""
+    summary = [[c["id"], c.get("metric", claims_mod.METRIC), c.get("text", ""), claims_mod.claim_verdict(ls)]
+               for c, ls in evaluated]
+    rows = []
+    for claim, lines in evaluated:
+        for line in (ln for ln in lines if ln.verdict != claims_mod.NOT_RUN):
+            for t in (t for t in line.tests if t.run):
+                rows.append([claim["id"], line.paper_dataset, line.dataset or fmt.DASH, line.model, f"{t.a} {t.op} {t.b}",
+                             fmt.num(t.a_stat.mean, 4), fmt.num(t.b_stat.mean, 4), f"{t.a_stat.n}, {t.b_stat.n}",
+                             f"{fmt.pvalue(t.pvalues[0])} ({fmt.pvalue(t.p_support_holm)})", t.verdict])
+    out = [fmt.markdown(["claim", "metric", "question", "verdict"], summary)]
+    if rows:
+        out.append(fmt.markdown(["claim", "paper dataset", "ours on", "model", "comparison", "mean a", "mean b", "n",
+                                 "p support (Holm)", "verdict"], rows))
+    return "\n".join(out)
+
+
+def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems: list[str]) -> str:
+    out = ["# Beyond accuracy: calibration and explanation quality\n",
+           "Every cell is mean ± std over seeds (n) of one run metric from its `evaluation.json` "
+           "(`introspect evaluate`, the workflow's `evaluate` step), for the sweep value chosen on the validation "
+           "split as in the accuracy tables; ↓ lower is better, ↑ higher is better. Per run: "
+           "**calibration** on the whole test split: NLL (nats, torch `cross_entropy`), ECE (top-label, 15 "
+           "equal-width bins, L1: torchmetrics `CalibrationError`), Brier score (sum over classes of (p − onehot)², "
+           "mean over images). **Explanations** of the first test images (the same for every run; Grad-CAM on the "
+           "CNNs, Grad on the MLP, for every method alike), each for the predicted class: the areas under the "
+           "deletion and insertion curves (pixels removed / added in order of saliency, Grad-CAM upsampled to the "
+           "image, a removed pixel set to 0 after normalization, the dataset mean; the predicted class's "
+           "probability at 0, 1/16, …, 1 of the pixels), Captum's infidelity (Gaussian perturbations, attributions "
+           "optimally rescaled), for a student the cosine of its Grad-CAM to its teacher's for the teacher's top-1 "
+           "class (e2KD's agreement), and Figure 2's structure: the mean rank of each known-similar class pair "
+           "(claim C10's pairs whose classes the dataset has) in the other's row of the run's averaged class "
+           "similarity (1 = closest), and the share of pairs in each other's top 3.\n"]
+    if results.unevaluated:
+        out.append(f"**{len(results.unevaluated)} of {len(results.runs)} current runs have no current evaluation** "
+                   "(missing, or older than the run's checkpoint): left out of these tables. "
+                   "`snakemake --cores all` evaluates them.\n")
+    out += ["## Verdicts\n",
+            "The project's own questions (workflow/reference/beyond_claims.yaml), decided by the tests of "
+            "[claims.md](claims.md) (one-sided Welch tests, Holm within a claim) on the metric each names.\n",
+            claims_markdown(evaluated) if evaluated else "No beyond-accuracy claims in the reference folder.\n",
+            "## Calibration\n"]
+    for table in plan.tables:
+        out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
+        out.append(metric_table(table, results, CALIBRATION))
+    out.append("## Reliability diagrams\n")
+    for stem in stems:
+        out.append(f"![{Path(stem).name}]({stem}.png)\n\n[PDF]({stem}.pdf)\n")
+    out.append("## Explanations\n")
+    for table in plan.tables:
+        out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
+        out.append(metric_table(table, results, EXPLANATION))
+    return "\n".join(out)
+
+
+def write_page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], out: Path) -> list[Path]:
+    """beyond.md and its reliability diagrams under ``out``; the paths written."""
+    written, stems = [], []
+    for table, model, rows in reliability_groups(plan):
+        stem = reliability_stem(table.dataset, model)
+        written += reliability_figure(table, model, rows, results, Path(out) / stem)
+        stems.append(stem)
+    text = page(plan, results, evaluated, stems)
+    atomic_write(Path(out) / PAGE, lambda f: f.write(text.encode()))
+    return [*written, Path(out) / PAGE]
