@@ -50,18 +50,28 @@ def cell(stat: Stat, spec: str) -> str:
     return f"{format(stat.mean, spec)} ± {std} ({fmt.seeds(stat)})"
 
 
+def variant_cells(results: Results, dataset: str, model: str, variant: str | None, columns: tuple[Column, ...]) -> list[str]:
+    """A variant's cell per column; — where its runs are evaluated but the metric does not apply (agreement
+    with a teacher of a run without one, pair ranks on classes without known pairs)."""
+    evaluated = results.stat(dataset, model, variant, "ece").n
+    cells = []
+    for col in columns:
+        stat = results.stat(dataset, model, variant, col.key)
+        cells.append(fmt.DASH if evaluated and not stat.n else cell(stat, col.spec))
+    return cells
+
+
 def metric_rows(table: Table, results: Results, columns: tuple[Column, ...]) -> list[list[str]]:
     """One row per table row (its chosen sweep value), then the table's teacher: per model, a cell per column."""
     rows = []
     for row in table.rows:
         choices = {m: results.choose(table.dataset, m, row) for m in table.models}
-        rows.append([row_label(row, choices), *(cell(results.stat(table.dataset, m, c.variant, col.key), col.spec)
-                                                 for m, c in choices.items() for col in columns)])
+        rows.append([row_label(row, choices), *(c for m, choice in choices.items()
+                                                 for c in variant_cells(results, table.dataset, m, choice.variant, columns))])
     if table.teacher:
         t = table.teacher
         rows.append([f"teacher ({t.model}, {t.method})",
-                     *(cell(results.stat(table.dataset, t.model, t.variant, col.key), col.spec)
-                       for _ in table.models for col in columns)])
+                     *(variant_cells(results, table.dataset, t.model, t.variant, columns) * len(table.models))])
     return rows
 
 

@@ -1,0 +1,128 @@
+"""The beyond-accuracy report (beyond.md, results.parquet's evaluation columns, verdicts B*), on fake runs
+with known evaluation numbers (nothing is trained here)."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from introspect import pipeline
+from introspect.config import resolve
+from introspect.provenance import of_run
+from introspect.registry import ConfigError
+from introspect.report import make_report
+from introspect.report.beyond import reliability_stems
+from introspect.report.claims import pair_scores, read_claims
+from introspect.report.results import EVALUATION_METRICS, dataset_digest
+
+REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference"
+PARAMS = {
+    "scale": "quick", "significance": 0.05, "seeds": [0, 1, 2],
+    "datasets": {"cifar10": "synthetic", "mnist": "synthetic"}, "recipes": {},
+    "tables": {"table2": {"caption": "Regularization methods", "dataset": "cifar10", "metric": "test_acc",
+                          "models": ["resnet8"],
+                          "rows": {"ce": {"method": "ce"}, "ls": {"method": "ls"}, "cp": {"method": "cp"},
+                                   "le_gradcam": {"method": "le", "set": {"method.explainer": "gradcam"}}}}},
+    "explanations": {"cifar10": {"model": "resnet8", "row": "le_gradcam", "seed": 0}},
+}
+ECE = {"ce": [0.10, 0.11, 0.12], "ls": [0.05, 0.06, 0.07], "cp": [0.08, 0.09, 0.10], "le_gradcam": [0.02, 0.03, 0.04]}
+STALE = "synthetic/resnet8/cp/seed2"  # its evaluation.json is of an older checkpoint: ignored
+
+
+def similarity_with_ranks() -> list[list[float]]:
+    """Classes 0-9; pair (0, 6) ranks 1 both ways, (1, 7) ranks 4 in 1's row and 1 in 7's, the rest 1 (ties)."""
+    sim = np.full((10, 10), 0.1)
+    np.fill_diagonal(sim, 1.0)
+    sim[0, 6] = sim[6, 0] = 0.9
+    sim[1, 7] = sim[7, 1] = 0.5
+    sim[1, [2, 3, 4]] = 0.8
+    return sim.tolist()
+
+
+def test_pair_scores_by_hand():
+    scores = pair_scores(similarity_with_ranks(), [str(k) for k in range(10)])
+    # MNIST's pairs (0,6) (1,7) (3,5) (4,9): mean ranks 1, 2.5, 1, 1; (1, 7) fails the top-3 check
+    assert scores == {"pair_rank": pytest.approx(1.375), "pairs_close": pytest.approx(75.0)}
+    assert pair_scores(similarity_with_ranks(), [f"c{k}" for k in range(10)]) == {"pair_rank": None, "pairs_close": None}
+
+
+def write_run(root: Path, run: pipeline.Run, ece: float) -> None:
+    d = root / run.id
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"val_acc": 90.0, "test_acc": 90.0, "test_err": 10.0, "epochs": 3}))
+    cfg = resolve(run.config)
+    cfg["provenance"] = of_run(cfg, dataset_digest(cfg["dataset"]["path"], {}))
+    (d / "config.json").write_text(json.dumps(cfg))
+    digest = f"{run.seed:064d}"
+    (d / "checkpoint.pt").write_bytes(f"introspect-checkpoint sha256={digest}\n".encode())  # what the digest reads
+    count = [0.0] * 15
+    count[13] = 10.0
+    evaluation = {"checkpoint_sha256": "0" * 63 + "f" if run.id == STALE else digest, "nll": 10 * ece,
+                  "ece": ece, "brier": 0.2, "deletion_auc": 0.3, "insertion_auc": 0.6, "infidelity": 1e-4,
+                  "teacher_agreement": None, "similarity": similarity_with_ranks(),
+                  "classes": [str(k) for k in range(10)],
+                  "reliability": {"count": count, "confidence_sum": [9.0 * (c > 0) for c in count],
+                                  "correct_sum": [8.0 * (c > 0) for c in count]}}
+    (d / "evaluation.json").write_text(json.dumps(evaluation))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    plan = pipeline.plan(PARAMS)
+    root = tmp_path_factory.mktemp("beyond")
+    results, reference, out = root / "results", root / "reference", root / "reports"
+    for run in plan.runs.values():
+        write_run(results, run, ECE[run.variant][run.seed])
+    reference.mkdir()
+    for name in ("paper_tables.csv", "beyond_claims.yaml"):
+        (reference / name).write_text((REFERENCE / name).read_text())
+    (reference / "paper_claims.yaml").write_text(yaml.safe_dump({"claims": []}))
+    make_report(plan, results, reference, out, code_version="abc", config_path="params.yaml")
+    return plan, out
+
+
+def test_results_parquet_has_the_evaluation_columns(report):
+    _, out = report
+    rows = {r["run_id"]: r for r in pq.read_table(out / "results.parquet").to_pylist()}
+    assert set(EVALUATION_METRICS) <= set(rows[STALE])
+    assert rows["synthetic/resnet8/ce/seed1"]["ece"] == pytest.approx(0.11)
+    assert rows["synthetic/resnet8/ce/seed1"]["pair_rank"] == pytest.approx(1.375)
+    assert rows["synthetic/resnet8/ce/seed1"]["teacher_agreement"] is None
+    assert rows[STALE]["ece"] is None  # evaluated before the run was retrained: left out
+    assert pq.read_schema(out / "results.parquet").field("ece").type == pa.float64()
+
+
+def test_beyond_page_tables_figures_and_verdicts(report):
+    plan, out = report
+    page = (out / "beyond.md").read_text()
+    assert "## Calibration" in page and "## Explanations" in page
+    ce_row = next(line for line in page.splitlines() if line.startswith("| ce |") and "0.110" in line)
+    assert "0.110 ± 0.010 (3)" in ce_row and "1.100 ± 0.100 (3)" in ce_row  # ECE and NLL, mean ± std (n)
+    cp_row = next(line for line in page.splitlines() if line.startswith("| cp |") and "0.085" in line)
+    assert "0.085 ± 0.007 (2 of 3)" in cp_row
+    assert "1 of 12 current runs have no current evaluation" in page
+    explained = next(line for line in page.splitlines() if line.startswith("| ce |") and "0.300 ±" in line)
+    assert "| — |" in explained  # agreement with a teacher: ce has none
+    for stem in reliability_stems(plan):
+        assert f"]({stem}.png)" in page and (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
+    # B1: LE's ECE (0.03) below CE's (0.11), three seeds each: supported; B7 names e2kd, not in this config
+    b1 = next(line for line in page.splitlines() if line.startswith("| B1 | ece |"))
+    assert b1.endswith("| supported |")
+    assert next(line for line in page.splitlines() if line.startswith("| B7 |")).endswith("| not run in this config |")
+    claims = (out / "claims.md").read_text()
+    assert "## B1 (calibration): supported" in claims and "Metric: `ece` per seed." in claims
+    index = (out / "index.md").read_text()
+    assert "](beyond.md)" in index and re.search(r"\| B1 \| calibration \| supported \|", index)
+
+
+def test_every_beyond_claim_names_a_known_metric(tmp_path):
+    claims = read_claims(REFERENCE / "beyond_claims.yaml")
+    assert {c["metric"] for c in claims} <= set(EVALUATION_METRICS)
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": [{"id": "X", "compare": ["le", "<", "ce"], "metric": "eec", "where": {}}]}))
+    with pytest.raises(ConfigError, match="metric: 'eec' is not one of"):
+        read_claims(path)
