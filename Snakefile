@@ -7,6 +7,17 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
+import sys
+
+from introspect.config import read_yaml
+from introspect.registry import ConfigError
+
+try:  # Snakemake's own message for a YAML syntax error names no line: give file:line:column first
+    read_yaml("params.yaml")
+except ConfigError as exc:
+    sys.exit(f"introspect: config error: {exc}")
+
+
 configfile: "params.yaml"
 
 

@@ -131,3 +131,15 @@ def test_a_recipe_for_no_dataset_is_named_not_ignored():
 def test_options_of_no_method_are_named_not_ignored():
     text = plan_error(lambda p: p["method_options"].update(lee={"warmup": 1}))
     assert text.startswith("method_options.lee: unknown method 'lee'; choices: at_kd, "), text
+
+
+def test_a_recipes_model_and_dataset_keys_reach_every_run():
+    """A recipe may set model or dataset keys (here model.dropout): the plan adds the names, not replaces them."""
+    from introspect import pipeline
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params = copy.deepcopy(params)
+    params["recipes"]["digits"]["model"] = {"dropout": 0.3}
+    plan = pipeline.plan(params)
+    digits = [r for r in plan.runs.values() if r.dataset == "digits" and not r.variant.startswith("dropout")]
+    assert digits and all(r.config["model"]["dropout"] == 0.3 and r.config["model"]["name"] == r.model for r in digits)

@@ -31,6 +31,7 @@ def shrunk_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seeds"] = {"quick": [0], "paper": [0]}
     params["recipes"]["digits"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": [1]}}
+    params["recipes"]["mnist5k"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": [1]}}
     params["method_options"] = {"le": {"warmup": 1}, "le_permut": {"warmup": 1}}
     return params
 
@@ -95,7 +96,7 @@ def test_changing_one_le_option_reruns_only_le_runs(quick_run, tmp_path):
     out = snakemake("--cores", "2", "--directory", str(quick_run), "--configfile", str(changed), "-n", "train_all")
     text = out.stdout + out.stderr
     retrained = {m for line in text.splitlines() if line.strip().startswith("output: results/")
-                 for m in re.findall(r"results/(\S+?)/metrics\.json", line)}
+                 for m in re.findall(r"results/(\S+?)/provenance\.json", line)}
     plan = pipeline.load(changed)
     le_runs = {rid for rid, r in plan.runs.items() if r.config["method"]["name"] == "le"}
     assert retrained == le_runs and le_runs
@@ -107,7 +108,7 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
     text = out.stdout + out.stderr
     plan = pipeline.load(ROOT / "params.yaml", scale="paper")
     for run_id in plan.runs:
-        assert f"results/{run_id}/metrics.json" in text, run_id
+        assert f"results/{run_id}/provenance.json" in text, run_id
     # every learned-from run (teacher, assistant, stage) is an input of its student's job
     inputs = {}
     parts = re.split(r"^(?:local)?rule (\w+):$", text, flags=re.M)
@@ -120,7 +121,7 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
     edges = 0
     for run in plan.runs.values():
         for need in run.needs:
-            assert f"results/{need}/metrics.json" in inputs[f"{run.dataset}/{run.model}/{run.variant}"], (run.id, need)
+            assert f"results/{need}/provenance.json" in inputs[f"{run.dataset}/{run.model}/{run.variant}"], (run.id, need)
             edges += 1
     methods = {r.config["method"]["name"] for r in plan.runs.values() if r.needs}
     assert {"kd", "dkpp", "cwtm", "cwtm_permut", "ban", "ban_l", "hint_stage", "fsp_stage", "at_kd"} <= methods
@@ -130,8 +131,8 @@ def test_paper_dry_run_holds_every_tables_runs(tmp_path):
                              ("srl_regulated", "resnet26/teacher_srl_teacher"), ("srl_hybrid", "resnet26/teacher_srl_teacher"),
                              ("ked", "resnet26/teacher_ked_teacher"), ("e2kd", "resnet26/teacher")):
         for model in ("resnet14", "resnet8"):
-            assert f"results/cifar10/{teacher}/seed3/metrics.json" in inputs[f"cifar10/{model}/{student}"], (student, model)
-    assert "results/cifar10/resnet26/teacher/seed4/metrics.json" in inputs["cifar10/resnet26/teacher_iekd_ae"]
+            assert f"results/cifar10/{teacher}/seed3/provenance.json" in inputs[f"cifar10/{model}/{student}"], (student, model)
+    assert "results/cifar10/resnet26/teacher/seed4/provenance.json" in inputs["cifar10/resnet26/teacher_iekd_ae"]
     assert "teacher/seed" not in inputs["cifar10/resnet26/teacher_srl_teacher"]  # trained from scratch, like ked_teacher
     assert "data/processed/cifar10.pt" in text and "data/processed/mnist.pt" in text
 

@@ -15,11 +15,15 @@ import yaml
 
 from .config import read_yaml, resolve, schema_problem
 from .data import DATASETS
+from .explain import build_explainer
 from .methods import METHODS
 from .registry import ConfigError
 from .train import build
 
-SCALES = ("quick", "paper")
+SCALES = ("quick", "laptop", "paper")
+# A scale whose value a {quick: ..., paper: ...} mapping does not give takes this scale's value:
+# laptop runs what it does not say otherwise as quick does.
+FALLBACK = {"laptop": "quick"}
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -79,15 +83,22 @@ class Plan:
     runs: dict[str, Run]
     explanations: dict[str, Run]  # paper dataset -> the run whose maps make Figures 1 and 2
     protocol: str = "last"  # which test accuracy tables and verdicts use: the last epoch's or the best-val epoch's
+    explainers: dict[str, str | None] = field(default_factory=dict)  # paper dataset -> its figures' explainer (None: the run's own)
+
+    def explainer_of(self, run_id: str) -> str | None:
+        """The explainer of the Figures 1-2 maps of run ``run_id`` (None: the run's own)."""
+        return next(self.explainers.get(ds) for ds, run in self.explanations.items() if run.id == run_id)
 
 
 def at_scale(value, scale: str, key: str = ""):
-    """Resolve every ``{quick: a, paper: b}`` mapping inside ``value`` to the one for ``scale``."""
+    """Resolve every ``{quick: a, laptop: b, paper: c}`` mapping inside ``value`` to the one for
+    ``scale``; a mapping without ``scale`` gives its FALLBACK's value (laptop: quick's)."""
     if isinstance(value, dict):
         if value and set(value) <= set(SCALES):
-            if scale not in value:
+            pick = scale if scale in value else FALLBACK.get(scale)
+            if pick not in value:
                 raise ConfigError(f"{key}: no value for scale {scale!r}; given: {', '.join(value)}")
-            return at_scale(value[scale], scale, key)
+            return at_scale(value[pick], scale, key)
         return {k: at_scale(v, scale, f"{key}.{k}" if key else k) for k, v in value.items()}
     if isinstance(value, list):
         return [at_scale(v, scale, key) for v in value]
@@ -176,8 +187,10 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         for seed in p["seeds"]:
             user = copy.deepcopy(p["recipes"].get(dataset, {}))
             origins = origins_of(user, f"recipes.{dataset}")
-            user |= {"dataset": {"name": dataset}, "model": {"name": model}, "seed": seed}
-            for k in ("dataset", "model", "seed"):
+            # the recipe's own dataset / model keys (e.g. model.dropout) stay; the plan sets the names and the seed
+            user |= {"dataset": {**user.get("dataset", {}), "name": dataset},
+                     "model": {**user.get("model", {}), "name": model}, "seed": seed}
+            for k in ("dataset.name", "model.name", "seed"):
                 origins = placed(origins, k, None, None)
             options = p.get("method_options", {}).get(method, {})
             user["method"] = {"name": method, **options}
@@ -217,9 +230,11 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
 
     tables = []
     for name, t in p["tables"].items():
-        dataset = p["datasets"].get(t["dataset"])
-        if dataset is None:
+        if t["dataset"] not in p["datasets"]:
             raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
+        dataset = p["datasets"][t["dataset"]]
+        if dataset is None or scale not in t.get("scales", SCALES):
+            continue  # not at this scale: its paper dataset maps to ~ (datasets), or its `scales` leave it out
         models = t["models"]
         table_spec = t.get("teacher") or {}
         table_teacher = dedicated(f"tables.{name}.teacher", dataset, table_spec) if "model" in table_spec else None
@@ -270,14 +285,20 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                             t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
                             list(t.get("columns") or [])))
 
-    explanations = {}
+    explanations, explainers = {}, {}
     for paper_ds, e in (p.get("explanations") or {}).items():
         dataset = p["datasets"].get(paper_ds)
+        if dataset is None and paper_ds in p["datasets"]:
+            continue  # not run at this scale
         run_id = f"{dataset}/{e['model']}/{e['row']}/seed{e['seed']}"
         if run_id not in runs:
             raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
         explanations[paper_ds] = runs[run_id]
-    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations, p.get("protocol", "last"))
+        explainers[paper_ds] = e.get("explainer")
+        if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
+            build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
+    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations, p.get("protocol", "last"),
+                explainers)
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:

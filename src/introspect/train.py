@@ -197,7 +197,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     metrics_path = out / "metrics.json"
     device = pick_device(cfg["device"])
     torch.backends.cudnn.benchmark = device.type == "cuda"  # shapes are fixed within a run: autotune once
-    data = load_prepared(Path(cfg["dataset"]["path"]))
+    data = load_prepared(Path(cfg["dataset"]["path"]), cfg["dataset"]["name"])
     if data["name"] != cfg["dataset"]["name"]:
         raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
