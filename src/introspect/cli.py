@@ -159,7 +159,8 @@ def cmd_evaluate(args) -> int:
         raise ConfigError(f"--run: no finished run (checkpoint.pt) in {', '.join(missing)}")
     _claim_gpu(args)
     for run in args.run:  # every run in one process: torch is imported once
-        result = evaluate_run(Path(run), Path(args.out) if args.out else None, args.images, args.explainer, args.device)
+        result = evaluate_run(Path(run), Path(args.out) if args.out else None, args.images, args.explainer, args.device,
+                              args.steps, args.perturbations)
         print(json.dumps({k: result[k] for k in ("run", "nll", "ece", "brier", "deletion_auc", "insertion_auc",
                                                   "infidelity", "teacher_agreement")}, sort_keys=True))
     return 0
@@ -258,6 +259,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--run", required=True, action="append", help="a finished run folder; repeat for several")
     s.add_argument("--out", help="the JSON file to write (one --run only); default: <run>/evaluation.json")
     s.add_argument("--images", type=int, default=256, help="explain the first N test images (the same for every run)")
+    s.add_argument("--steps", type=int, default=16, help="points of the deletion and insertion curves, after the first")
+    s.add_argument("--perturbations", type=int, default=10, help="Gaussian perturbations per image of the infidelity")
     s.add_argument("--explainer", help="default: Grad-CAM on a CNN, Grad on the MLP (the same for every method)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")

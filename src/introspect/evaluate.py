@@ -24,17 +24,19 @@ whose run was retrained since.
 """
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .analysis import load_run
+from .checkpoint import NAME as CHECKPOINT, read_checkpoint
 from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, gradcam_of_class
 from .fileio import save_json
 from .provenance import checkpoint_digest
-from .train import pick_device
+from .train import build, pick_device
 
 NAME = "evaluation.json"
 N_BINS = 15  # equal-width confidence bins of the ECE and the reliability diagram
@@ -44,6 +46,23 @@ NOISE_STD = 0.1  # infidelity's Gaussian perturbations, in normalized input unit
 PERTURBATIONS = 10  # infidelity: perturbations per image
 BASELINE = "0 in normalized units (each channel's dataset mean)"  # what a removed pixel becomes
 BATCH = 256
+
+
+def load_model(run: Path, device: torch.device):
+    """(config, trained model in eval mode) of a finished run folder: the ``model.`` part of its final
+    checkpoint loaded into the model its config builds. (``analysis.load_run`` loads the whole method,
+    which fails for methods whose ``setup`` adds modules, such as FitNets' regressor and IE-KD's explorer.)"""
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    state = read_checkpoint(Path(run) / CHECKPOINT)["method"]
+    model, _ = build(cfg)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    return cfg, model.to(device).eval()
+
+
+@functools.lru_cache(maxsize=2)
+def prepared(path: str) -> dict:
+    """A prepared dataset, read and checked once per process (``introspect evaluate`` runs many runs of one)."""
+    return load_prepared(Path(path))
 
 
 # ---- calibration -------------------------------------------------------------------------------
@@ -165,7 +184,8 @@ def input_shaped(saliency_map: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return to_image(saliency_map, x.shape[-2:])[:, None].expand_as(x)
 
 
-def explanation_quality(model, explainer: str, batches, teacher=None, steps: int = STEPS) -> dict:
+def explanation_quality(model, explainer: str, batches, teacher=None, steps: int = STEPS,
+                        perturbations: int = PERTURBATIONS) -> dict:
     """Faithfulness (deletion, insertion, infidelity), class similarity and, with a ``teacher``,
     agreement of ``model``'s explanations over ``batches`` of (x, y)."""
     ex = build_explainer(explainer, model, key="--explainer")
@@ -182,7 +202,7 @@ def explanation_quality(model, explainer: str, batches, teacher=None, steps: int
         deletion, insertion = deletion_insertion(model, x, to_image(own, x.shape[-2:]), classes, steps)
         sums["deletion_auc"] += float(deletion.sum())
         sums["insertion_auc"] += float(insertion.sum())
-        sums["infidelity"] += float(infidelity(model, x, input_shaped(own, x), classes, seed=n).sum())
+        sums["infidelity"] += float(infidelity(model, x, input_shaped(own, x), classes, seed=n, samples=perturbations).sum())
         if teacher is not None:
             sums["teacher_agreement"] += float(agreement(model, teacher, x).sum())
         batch_similarity = class_similarity(maps).sum(0)
@@ -201,18 +221,18 @@ def teacher_of(cfg: dict, device: torch.device):
     folder = cfg["method"].get("teacher")
     if not folder:
         return None, None
-    _, teacher = load_run(Path(folder), device)
+    _, teacher = load_model(Path(folder), device)
     return folder, teacher
 
 
 def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, explainer: str | None = None,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", steps: int = STEPS, perturbations: int = PERTURBATIONS) -> dict:
     """Calibration and explanation quality of the finished run ``run``, saved as JSON to ``out``
     (default ``<run>/evaluation.json``); returns what it saved."""
     run = Path(run)
     dev = pick_device(device)
-    cfg, model = load_run(run, dev)
-    data = load_prepared(Path(cfg["dataset"]["path"]))
+    cfg, model = load_model(run, dev)
+    data = prepared(str(cfg["dataset"]["path"]))
     logits, labels = [], []
     with torch.no_grad():
         for x, y in loader(data, "test", BATCH, dev).batches():
@@ -225,10 +245,11 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
     if teacher is not None and (model.conv_layer is None or getattr(teacher, "conv_layer", None) is None):
         teacher = None  # Grad-CAM needs a conv feature map on both sides
     subset = {**data, "tensors": {"x_test": data["tensors"]["x_test"][:images], "y_test": data["tensors"]["y_test"][:images]}}
-    quality = explanation_quality(model, explainer, loader(subset, "test", BATCH, dev).batches(), teacher)
+    quality = explanation_quality(model, explainer, loader(subset, "test", BATCH, dev).batches(), teacher, steps,
+                                  perturbations)
     result.update(quality)
-    result.update({"explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": STEPS,
-                   "baseline": BASELINE, "infidelity_noise_std": NOISE_STD, "infidelity_perturbations": PERTURBATIONS,
+    result.update({"explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": steps,
+                   "baseline": BASELINE, "infidelity_noise_std": NOISE_STD, "infidelity_perturbations": perturbations,
                    "teacher": teacher_folder,
                    "teacher_checkpoint_sha256": checkpoint_digest(Path(teacher_folder)) if teacher_folder else None})
     save_json(result, Path(out) if out else run / NAME)

@@ -77,14 +77,11 @@ def all_evaluations():
     return [f"results/{run_id}/evaluation.json" for run_id in sorted(PLAN.runs)]
 
 
-def evaluate_inputs(wildcards):
-    """A row's finished runs, its dataset and the runs its students learned from (their teachers)."""
-    return train_inputs(wildcards) + [receipt(run.id) for run in runs_of(wildcards)]
 
-
-def evaluate_runs(wildcards):
-    return " ".join(f"--run results/{run.id}" for run in runs_of(wildcards))
-
+def evaluate_inputs():
+    """Every finished run (a student's teacher is one of them) and every prepared dataset."""
+    datasets = sorted({f"data/processed/{run.dataset}.pt" for run in PLAN.runs.values()})
+    return datasets + all_receipts()
 
 def beyond_figures():
     from introspect.report.beyond import reliability_stems

@@ -1,24 +1,32 @@
-# Beyond accuracy: one job per table row (dataset, model, variant) evaluates every seed's finished
-# run in one process (importing torch costs seconds on a laptop), each into its own
-# <run>/evaluation.json: calibration on the test split and the quality of its explanations on the
-# first test images (introspect.evaluate). A student's job also waits for its teacher's receipt
-# (agreement with the teacher's Grad-CAM). A retrained run rewrites its receipt, so its row is
-# evaluated again; the report also ignores an evaluation.json older than the run's checkpoint.
+# Beyond accuracy: one job evaluates every finished run, each into its own <run>/evaluation.json:
+# calibration on the test split and the quality of its explanations on the first test images
+# (introspect.evaluate; a student's also against its teacher's Grad-CAM). One process for all runs,
+# not one per table row: at the quick scale starting a process (importing torch, torchmetrics and
+# Captum: ~5 s of CPU) costs half of what a row trains, and evaluating after every row would add
+# ~100 % to the run's time; one process adds under 15 % (see README, "Beyond accuracy"). At the
+# paper's scale a run evaluates in seconds on the GPU, against hours of training. Any retrained run
+# rewrites its receipt, so every run is evaluated again; the report also ignores an
+# evaluation.json older than its run's checkpoint.
+
+# The quick scale explains fewer images with fewer curve points and perturbations (the same for
+# every run of a scale; each evaluation.json records them).
+EVALUATE_OPTIONS = {"quick": "--images 64 --steps 8 --perturbations 4"}
 
 
 rule evaluate:
     input:
-        evaluate_inputs,
+        evaluate_inputs(),
     output:
-        run_outputs("evaluation.json"),
+        all_evaluations(),
     log:
-        "logs/evaluate/{dataset}/{model}/{variant}.log",
+        "logs/evaluate.log",
     conda:
         "../envs/introspect.yaml"
     params:
-        runs=evaluate_runs,
+        options=EVALUATE_OPTIONS.get(PLAN.scale, ""),
+        runs=" ".join(f"--run results/{run_id}" for run_id in sorted(PLAN.runs)),
     threads: 1
     resources:
         gpu=1,
     shell:
-        "OMP_NUM_THREADS={threads} introspect evaluate --claim-gpu {params.runs} 2> {log}"
+        "OMP_NUM_THREADS={threads} introspect evaluate --claim-gpu {params.options} {params.runs} 2> {log}"

@@ -4,7 +4,8 @@ A claim compares row labels on a paper dataset and model, e.g. ``[le, ">", [ce, 
 It is read as a list of pairwise comparisons ``a op b``: a list on either side expands to one
 comparison per member, a chain ``a < b < c`` to its adjacent pairs, and a list of such expressions
 to all of theirs. Every comparison uses test accuracy (%): "better" is higher accuracy, and a table
-reported in test error is compared through accuracy = 100 − error. A sweep row contributes the seeds
+reported in test error is compared through accuracy = 100 − error; a claim that names a ``metric``
+(one of results.METRICS, e.g. ``ece`` in beyond_claims.yaml) compares that one instead. A sweep row contributes the seeds
 of its value chosen on the validation split.
 
 Each comparison is a one-sided question about Δ = mean(a) − mean(b) (``<`` and ``<=`` swap the
