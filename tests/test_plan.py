@@ -17,7 +17,8 @@ def test_counts_and_hours_from_a_bench_file(tmp_path, capsys):
     e = estimate(plan, bench)
     run = "cifar10/resnet8/ce/seed0"
     assert e["passes"][run] == 160 * 45000 == 160 * train_images("cifar10")
-    assert e["hours"][run] == pytest.approx(160 * 45000 / 100 * 0.010 / 3600)  # steps x 10 ms
+    train, evaluation = 160 * 45000 / 100 * 0.010, 160 * (5000 + 10000) / 100 * 0.010 / 3  # steps x 10 ms; val + test, forward
+    assert e["hours"][run] == pytest.approx((train + evaluation) / 3600)
     assert "resnet14/ce" in e["unmeasured"] and run not in e["support"]
     assert "cifar10/resnet26/teacher/seed0" in e["support"] and "cifar10/resnet8/hint_stage/seed0" in e["support"]
     assert cost_label(plan.runs["cifar10/resnet8/le_grad/seed0"]) == "le_grad"

@@ -2,21 +2,31 @@
 
 Per table, the runs it shows; then the runs they learn from (teachers, assistants, stages); per run,
 its image passes = epochs x training images. With a bench file (``introspect bench --json FILE`` on
-the device that will train), a run's time is its image passes x the measured step time of its
-(model, method) / the bench's batch size. Not counted: evaluation passes, process start-up, and
-the difference between the run's batch size and the bench's (a smaller batch, such as the MLP's
-16, costs more per image than the bench's 128: those runs are underestimated).
+the device that will train; without ``--bench``, the shipped workflow/bench/cpu.json: one CPU thread,
+MLP1024 at batch 16, the laptop scale), a run's time is, per epoch, its training images x the
+measured step time of its (model, method) / the bench's batch size (an LE run's warm-up epochs at
+CE's step time), plus its evaluation passes (val and test, forward only: EVAL_SHARE of a CE step
+per image); a job (one table row, every seed in turn) adds JOB_START_S of process start-up. The
+wall-clock estimate spreads the jobs over the cores (one thread per job, as the workflow runs them),
+no shorter than the longest job; it ignores that a student waits for its teacher. Not counted: the
+difference between the run's batch size and the bench's (a smaller batch costs more per image:
+such runs are underestimated; a larger one, overestimated).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from .pipeline import Plan, Run
 
-FULL_TRAIN = {"cifar10": 50000, "mnist": 60000, "digits": 1437, "synthetic": 400}  # before the val split
+FULL_TRAIN = {"cifar10": 50000, "mnist": 60000, "mnist5k": 4000, "digits": 1437, "synthetic": 400}  # before the val split
+TEST = {"cifar10": 10000, "mnist": 10000, "mnist5k": 1000, "digits": 360, "synthetic": 200}
 VAL_FRACTION = 0.1  # `introspect prepare`'s default
+DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "workflow" / "bench" / "cpu.json"
+JOB_START_S = 5.0  # starting a job's process (importing torch) on a laptop CPU
+EVAL_SHARE = 1 / 3  # an evaluation image (forward only, large batches) against a CE training image
 
 
 def train_images(dataset: str) -> int:
@@ -41,6 +51,35 @@ def epochs_of(run: Run) -> int:
     return resolve(run.config)["epochs"]
 
 
+def warmup_of(run: Run) -> int:
+    """The epochs an LE run trains with CE alone before its explanations start (0 for other methods)."""
+    from .config import resolve
+
+    return min(int(resolve(run.config)["method"].get("warmup", 0)), epochs_of(run)) if cost_label(run).startswith("le_") else 0
+
+
+def run_seconds(run: Run, step_ms: dict[str, float], batch_size: int) -> float | None:
+    """A run's training and evaluation seconds from a bench's step times (None: its step is not measured)."""
+    label = cost_label(run)
+    if label not in step_ms or "ce" not in step_ms:
+        return None
+    per_image = {k: step_ms[k] / 1000 / batch_size for k in ("ce", label)}
+    epochs, warm = epochs_of(run), warmup_of(run)
+    train = train_images(run.dataset) * (warm * per_image["ce"] + (epochs - warm) * per_image[label])
+    evaluation = epochs * (FULL_TRAIN[run.dataset] - train_images(run.dataset) + TEST[run.dataset]) * per_image["ce"] * EVAL_SHARE
+    return train + evaluation
+
+
+def wall_hours(plan: Plan, hours: dict[str, float], cores: int) -> float:
+    """Hours of the jobs (every seed of a row in turn, plus start-up) spread over ``cores``."""
+    jobs: dict[tuple[str, str, str], float] = {}
+    for run_id, h in hours.items():
+        run = plan.runs[run_id]
+        key = (run.dataset, run.model, run.variant)
+        jobs[key] = jobs.get(key, JOB_START_S / 3600) + h
+    return max([sum(jobs.values()) / max(cores, 1), *jobs.values()], default=0.0)
+
+
 def estimate(plan: Plan, bench: dict | None) -> dict:
     shown: dict[str, set[str]] = {}
     for table in plan.tables:
@@ -50,15 +89,25 @@ def estimate(plan: Plan, bench: dict | None) -> dict:
     passes, hours, unmeasured = {}, {}, set()
     for run_id, run in plan.runs.items():
         passes[run_id] = epochs_of(run) * train_images(run.dataset)
-        ms = (bench or {}).get("step_ms", {}).get(run.model, {}).get(cost_label(run))
-        if ms is None:
+        seconds = run_seconds(run, (bench or {}).get("step_ms", {}).get(run.model, {}), (bench or {}).get("batch_size", 1))
+        if seconds is None:
             unmeasured.add(f"{run.model}/{cost_label(run)}")
         else:
-            hours[run_id] = passes[run_id] * ms / 1000 / bench["batch_size"] / 3600
+            hours[run_id] = seconds / 3600
     return {"shown": shown, "support": support, "passes": passes, "hours": hours, "unmeasured": sorted(unmeasured)}
 
 
-def report(plan: Plan, bench: dict | None, bench_name: str = "") -> str:
+def default_bench() -> tuple[dict | None, str]:
+    """The shipped CPU bench file and its name, where the package sits in its repository."""
+    return (read_bench(DEFAULT_BENCH), str(DEFAULT_BENCH)) if DEFAULT_BENCH.is_file() else (None, "")
+
+
+def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | None = None) -> str:
+    """The plan's summary; without ``bench``, hours from the shipped CPU bench file where it is;
+    the wall-clock estimate is for ``cores`` (default: this machine's)."""
+    if bench is None:
+        bench, bench_name = default_bench()
+    cores = cores or os.cpu_count() or 1
     e = estimate(plan, bench)
     jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()})
     lines = [f"# scale {plan.scale}: {len(plan.runs)} runs in {jobs} jobs, {len(plan.seeds)} seeds",
@@ -70,7 +119,11 @@ def report(plan: Plan, bench: dict | None, bench_name: str = "") -> str:
             row += f" {sum(e['hours'].get(i, 0.0) for i in ids):8.2f}"
         lines.append(row)
     if bench:
-        lines.append(f"# hours: training steps only, from {bench_name} ({bench.get('device')}, batch {bench['batch_size']}); "
+        wall = wall_hours(plan, e["hours"], cores)
+        lines.append(f"# about {wall * 60:.0f} min on {cores} core{'s' * (cores != 1)} (jobs of one thread in parallel), "
+                     f"{sum(e['hours'].values()):.2f} hours of one core in all"
+                     + (", counting only the measured runs" if e["unmeasured"] else ""))
+        lines.append(f"# hours: training and evaluation, from {bench_name} ({bench.get('device')}, batch {bench['batch_size']}); "
                      "tables share runs, so their hours overlap; the total counts each run once")
         if e["unmeasured"]:
             lines.append(f"# not in the bench file (counted as 0 hours): {', '.join(e['unmeasured'])}")

@@ -39,8 +39,11 @@ rule explain:
         "logs/explain/{dataset}/{model}/{variant}/seed{seed}.log",
     conda:
         "../envs/introspect.yaml"
+    params:
+        # the paper's explainer for the dataset (params.yaml explanations.<dataset>.explainer), else the run's own
+        explainer=lambda w: "--explainer {}".format(e) if (e := PLAN.explainer_of("{dataset}/{model}/{variant}/seed{seed}".format(**w))) else "",
     threads: 1
     resources:
         gpu=1,
     shell:
-        'OMP_NUM_THREADS={threads} introspect explain --claim-gpu --run "$(dirname {input})" --out {output} 2> {log}'
+        'OMP_NUM_THREADS={threads} introspect explain --claim-gpu --run "$(dirname {input})" {params.explainer} --out {output} 2> {log}'
