@@ -40,7 +40,8 @@ rule all:
     default_target: True
 
 
-rule train_all:
+rule train_all:  # everything under results/: dvc.yaml's train stage, whose output that folder is
     input:
         all_receipts(),
         all_explanations(),
+        all_evaluations(),

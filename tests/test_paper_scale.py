@@ -45,7 +45,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from introspect import pipeline

@@ -6,7 +6,7 @@ import pytest
 
 from introspect import pipeline
 from introspect.cli import main
-from introspect.plan import cost_label, estimate, train_images
+from introspect.plan import JOB_START_S, cost_label, estimate, train_images, wall_hours
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +34,18 @@ def test_bad_bench_file_is_one_line(tmp_path, capsys):
     assert main(["plan", "--params", str(ROOT / "params.yaml"), "--bench", str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a file written by `introspect bench --json`" in err[0]
+
+
+def test_the_evaluate_job_is_counted_after_training():
+    """One run's share of the evaluate job, by hand: at quick, 64 images explained with all-class
+    Grad-CAM maps (an LE step each), 2 x (8 + 1) curve points + 4 perturbations forward per image,
+    plus the test split forward (forwards at a third of a CE step)."""
+    plan = pipeline.load(ROOT / "params.yaml", scale="quick")
+    bench = {"device": "test", "batch_size": 10, "step_ms": {"resnet8": {"ce": 3.0, "le_gradcam": 12.0}}}
+    e = estimate(plan, bench)
+    run = "digits/resnet8/ce/seed0"
+    forwards = 360 + 64 * (2 * 9 + 4)
+    assert e["evaluate"][run] == pytest.approx((forwards * 0.003 / 10 / 3 + 64 * 0.012 / 10) / 3600)
+    assert "mnist5k/mlp1024/ce/seed0" not in e["evaluate"]  # the MLP's le_grad step is not in this bench
+    hours = {run: 1.0}
+    assert wall_hours(plan, hours, 4, 0.5) == pytest.approx(1.0 + JOB_START_S / 3600 + JOB_START_S / 3600 + 0.5)

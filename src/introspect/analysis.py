@@ -16,26 +16,22 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import NAME, read_checkpoint
+from .checkpoint import NAME, model_weights, read_checkpoint
 from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, cosine_to_class
 from .fileio import save_torch
-from .train import build, pick_device
-
-
-def load_method(run: Path, device: torch.device):
-    """(config, trained method) of a run folder (config.json + checkpoint.pt) on ``device``, in eval mode."""
-    cfg = json.loads((Path(run) / "config.json").read_text())
-    state = read_checkpoint(Path(run) / NAME)
-    _, method = build(cfg)
-    method.load_state_dict(state["method"])
-    return cfg, method.to(device).eval()
+from .methods.runs import build
+from .train import pick_device
 
 
 def load_run(run: Path, device: torch.device):
-    """(config, trained model) of a run folder on ``device``, in eval mode."""
-    cfg, method = load_method(run, device)
-    return cfg, method.model
+    """(config, trained model) of a run folder on ``device``, in eval mode: the model's part of its
+    checkpoint only, so that runs whose method's ``setup`` adds modules (FitNets' hint stage, IE-KD)
+    load without their teacher."""
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    model, _ = build(cfg)
+    model.load_state_dict(model_weights(read_checkpoint(Path(run) / NAME)["method"]))
+    return cfg, model.to(device).eval()
 
 
 def explain_run(run: Path, out: Path, explainer: str | None = None, examples: int = 10, device: str = "auto") -> dict:

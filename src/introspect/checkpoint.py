@@ -76,6 +76,12 @@ def _legacy(path: Path, data: bytes) -> dict:
     return state
 
 
+def model_weights(method_state: dict) -> dict:
+    """The model's part of a method's state dict (keys ``model.*``, prefix removed): what a run's
+    network is, without what its method's ``setup`` adds (FitNets' regressor, IE-KD's explorer)."""
+    return {k.removeprefix("model."): v for k, v in method_state.items() if k.startswith("model.")}
+
+
 def load_latest(folder: Path) -> tuple[dict | None, str | None]:
     """(state, note): the newest checkpoint of ``folder`` that verifies, or None to start over.
     ``note`` is one line saying what was damaged and what is used instead; None when all is well."""

@@ -268,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="tables, claim verdicts and figures from a results folder")
     s.add_argument("--params", default="params.yaml", help="the experiment config the results come from")
-    s.add_argument("--scale", choices=["quick", "paper"], help="default: the config's own")
+    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
     s.add_argument("--results", default="results")
     s.add_argument("--reference", default="workflow/reference", help="the paper's tables and claims")
     s.add_argument("--out", default="reports")
@@ -285,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plan", help="runs per table and, with --bench, the training hours of a config")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--scale", choices=["quick", "paper"], help="default: the config's own")
+    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
     s.add_argument("--bench", help="a file written by `introspect bench --json` on the training device")
     s.set_defaults(func=cmd_plan)
     return p

@@ -25,18 +25,17 @@ whose run was retrained since.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import NAME as CHECKPOINT, read_checkpoint
+from .analysis import load_run
 from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, gradcam_of_class
 from .fileio import save_json
 from .provenance import checkpoint_digest
-from .train import build, pick_device
+from .train import pick_device
 
 NAME = "evaluation.json"
 N_BINS = 15  # equal-width confidence bins of the ECE and the reliability diagram
@@ -46,17 +45,14 @@ NOISE_STD = 0.1  # infidelity's Gaussian perturbations, in normalized input unit
 PERTURBATIONS = 10  # infidelity: perturbations per image
 BASELINE = "0 in normalized units (each channel's dataset mean)"  # what a removed pixel becomes
 BATCH = 256
+# The smoke-test scale explains fewer images with fewer curve points and perturbations (the same for
+# every run of a scale; each evaluation.json records them). The workflow and `introspect plan` read these.
+SCALE_SETTINGS = {"quick": {"images": 64, "steps": 8, "perturbations": 4}}
 
 
-def load_model(run: Path, device: torch.device):
-    """(config, trained model in eval mode) of a finished run folder: the ``model.`` part of its final
-    checkpoint loaded into the model its config builds. (``analysis.load_run`` loads the whole method,
-    which fails for methods whose ``setup`` adds modules, such as FitNets' regressor and IE-KD's explorer.)"""
-    cfg = json.loads((Path(run) / "config.json").read_text())
-    state = read_checkpoint(Path(run) / CHECKPOINT)["method"]
-    model, _ = build(cfg)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
-    return cfg, model.to(device).eval()
+def settings(scale: str) -> dict:
+    """images, steps and perturbations of ``introspect evaluate`` at a scale."""
+    return {"images": IMAGES, "steps": STEPS, "perturbations": PERTURBATIONS, **SCALE_SETTINGS.get(scale, {})}
 
 
 @functools.lru_cache(maxsize=2)
@@ -221,7 +217,7 @@ def teacher_of(cfg: dict, device: torch.device):
     folder = cfg["method"].get("teacher")
     if not folder:
         return None, None
-    _, teacher = load_model(Path(folder), device)
+    _, teacher = load_run(Path(folder), device)
     return folder, teacher
 
 
@@ -231,7 +227,7 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
     (default ``<run>/evaluation.json``); returns what it saved."""
     run = Path(run)
     dev = pick_device(device)
-    cfg, model = load_model(run, dev)
+    cfg, model = load_run(run, dev)
     data = prepared(str(cfg["dataset"]["path"]))
     logits, labels = [], []
     with torch.no_grad():

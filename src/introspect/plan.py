@@ -8,7 +8,11 @@ measured step time of its (model, method) / the bench's batch size (an LE run's 
 CE's step time), plus its evaluation passes (val and test, forward only: EVAL_SHARE of a CE step
 per image); a job (one table row, every seed in turn) adds JOB_START_S of process start-up. The
 wall-clock estimate spreads the jobs over the cores (one thread per job, as the workflow runs them),
-no shorter than the longest job; it ignores that a student waits for its teacher. Not counted: the
+no shorter than the longest job; it ignores that a student waits for its teacher. Then one job
+evaluates every run (``introspect evaluate`` at the scale's settings): per run, the test split forward
+and, per explained image, its all-class maps (an LE step of the model's standard explainer) and the
+forward passes of its deletion and insertion curves and infidelity perturbations (forward passes at
+EVAL_SHARE of a CE step); it starts after the last training job. Not counted: the
 difference between the run's batch size and the bench's (a smaller batch costs more per image:
 such runs are underestimated; a larger one, overestimated).
 """
@@ -19,6 +23,7 @@ import math
 import os
 from pathlib import Path
 
+from .evaluate import settings as evaluate_settings
 from .pipeline import Plan, Run
 
 FULL_TRAIN = {"cifar10": 50000, "mnist": 60000, "mnist5k": 4000, "digits": 1437, "synthetic": 400}  # before the val split
@@ -70,14 +75,27 @@ def run_seconds(run: Run, step_ms: dict[str, float], batch_size: int) -> float |
     return train + evaluation
 
 
-def wall_hours(plan: Plan, hours: dict[str, float], cores: int) -> float:
-    """Hours of the jobs (every seed of a row in turn, plus start-up) spread over ``cores``."""
+def evaluate_seconds(run: Run, step_ms: dict[str, float], batch_size: int, scale: str) -> float | None:
+    """A run's share of the evaluate job (None: a step it needs is not measured)."""
+    explainer = "le_grad" if run.model.startswith("mlp") else "le_gradcam"  # the standard explainer's all-class maps
+    if explainer not in step_ms or "ce" not in step_ms:
+        return None
+    ce, maps = (step_ms[k] / 1000 / batch_size for k in ("ce", explainer))
+    s = evaluate_settings(scale)
+    forwards = TEST[run.dataset] + s["images"] * (2 * (s["steps"] + 1) + s["perturbations"])
+    return forwards * ce * EVAL_SHARE + s["images"] * maps
+
+
+def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: float = 0.0) -> float:
+    """Hours of the training jobs (every seed of a row in turn, plus start-up) spread over ``cores``,
+    then the evaluate job (one process, after the last training job)."""
     jobs: dict[tuple[str, str, str], float] = {}
     for run_id, h in hours.items():
         run = plan.runs[run_id]
         key = (run.dataset, run.model, run.variant)
         jobs[key] = jobs.get(key, JOB_START_S / 3600) + h
-    return max([sum(jobs.values()) / max(cores, 1), *jobs.values()], default=0.0)
+    training = max([sum(jobs.values()) / max(cores, 1), *jobs.values()], default=0.0)
+    return training + (evaluate_hours + JOB_START_S / 3600 if evaluate_hours else 0.0)
 
 
 def estimate(plan: Plan, bench: dict | None) -> dict:
@@ -86,15 +104,20 @@ def estimate(plan: Plan, bench: dict | None) -> dict:
         ids = {Run(table.dataset, m, v, s, {}).id for r in table.rows for m in table.models for v in r.variants for s in plan.seeds}
         shown[table.name] = ids & set(plan.runs)
     support = set(plan.runs) - set().union(*shown.values())
-    passes, hours, unmeasured = {}, {}, set()
+    passes, hours, evaluate, unmeasured = {}, {}, {}, set()
     for run_id, run in plan.runs.items():
         passes[run_id] = epochs_of(run) * train_images(run.dataset)
-        seconds = run_seconds(run, (bench or {}).get("step_ms", {}).get(run.model, {}), (bench or {}).get("batch_size", 1))
+        step_ms, batch = (bench or {}).get("step_ms", {}).get(run.model, {}), (bench or {}).get("batch_size", 1)
+        seconds = run_seconds(run, step_ms, batch)
         if seconds is None:
             unmeasured.add(f"{run.model}/{cost_label(run)}")
         else:
             hours[run_id] = seconds / 3600
-    return {"shown": shown, "support": support, "passes": passes, "hours": hours, "unmeasured": sorted(unmeasured)}
+        seconds = evaluate_seconds(run, step_ms, batch, plan.scale)
+        if seconds is not None:
+            evaluate[run_id] = seconds / 3600
+    return {"shown": shown, "support": support, "passes": passes, "hours": hours, "evaluate": evaluate,
+            "unmeasured": sorted(unmeasured)}
 
 
 def default_bench() -> tuple[dict | None, str]:
@@ -110,7 +133,7 @@ def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | No
     cores = cores or os.cpu_count() or 1
     e = estimate(plan, bench)
     jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()})
-    lines = [f"# scale {plan.scale}: {len(plan.runs)} runs in {jobs} jobs, {len(plan.seeds)} seeds",
+    lines = [f"# scale {plan.scale}: {len(plan.runs)} runs in {jobs} training jobs and 1 evaluate job, {len(plan.seeds)} seeds",
              f"{'':30s} {'runs':>6s} {'image passes':>14s}" + (f" {'hours':>8s}" if bench else "")]
     groups = [*e["shown"].items(), ("teachers, assistants, stages", e["support"]), ("total (each run once)", set(plan.runs))]
     for name, ids in groups:
@@ -119,9 +142,11 @@ def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | No
             row += f" {sum(e['hours'].get(i, 0.0) for i in ids):8.2f}"
         lines.append(row)
     if bench:
-        wall = wall_hours(plan, e["hours"], cores)
+        evaluate = sum(e["evaluate"].values())
+        lines.append(f"{'evaluate (every run)':30s} {len(e['evaluate']):6d} {'':14s} {evaluate:8.2f}")
+        wall = wall_hours(plan, e["hours"], cores, evaluate)
         lines.append(f"# about {wall * 60:.0f} min on {cores} core{'s' * (cores != 1)} (jobs of one thread in parallel), "
-                     f"{sum(e['hours'].values()):.2f} hours of one core in all"
+                     f"{sum(e['hours'].values()) + evaluate:.2f} hours of one core in all"
                      + (", counting only the measured runs" if e["unmeasured"] else ""))
         lines.append(f"# hours: training and evaluation, from {bench_name} ({bench.get('device')}, batch {bench['batch_size']}); "
                      "tables share runs, so their hours overlap; the total counts each run once")

@@ -34,7 +34,7 @@ from .models import MODELS
 
 PACKAGE = __name__.rsplit(".", 1)[0]
 # The shared training core: every run executes these, whatever its method and model.
-CORE = ("train", "checkpoint", "data", "fileio", "config", "registry", "analysis", "methods.base", "models.layers")
+CORE = ("train", "checkpoint", "data", "fileio", "config", "registry", "methods.runs", "methods.base", "models.layers")
 RECEIPT = "provenance.json"
 
 

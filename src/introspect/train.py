@@ -23,11 +23,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from .checkpoint import NAME, PREVIOUS, CheckpointError, load_latest, read_checkpoint, save_checkpoint
-from .data import DATASETS, DataError, load_prepared, loader
+from .checkpoint import NAME, PREVIOUS, CheckpointError, load_latest, model_weights, read_checkpoint, save_checkpoint
+from .data import DataError, load_prepared, loader
 from .fileio import save_json, save_parquet
-from .methods import METHODS
-from .models import MODELS
+from .methods.runs import build
 from .provenance import RECEIPT, differences, of_run
 from .registry import ConfigError
 
@@ -52,16 +51,6 @@ def speed_settings(cfg: dict, device: torch.device) -> tuple[bool, bool]:
     cuda = device.type == "cuda"
     bf16 = cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and cuda and torch.cuda.is_bf16_supported())
     return bf16, cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and cuda)
-
-
-def build(cfg: dict):
-    """The trained model and the method of a resolved config (ConfigError for impossible combinations)."""
-    src = DATASETS.get(cfg["dataset"]["name"])
-    m = cfg["model"]
-    model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
-    opts = {k: v for k, v in cfg["method"].items() if k != "name"}
-    method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
-    return method.model, method  # a method may train another form of the configured model (KED)
 
 
 @torch.no_grad()
@@ -89,9 +78,8 @@ def load_init(model: torch.nn.Module, run: Path) -> None:
         state = read_checkpoint(run / NAME)["method"]
     except CheckpointError as exc:
         raise ConfigError(f"init: {exc}") from None
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(model_weights(state))
     except RuntimeError as exc:
         detail = " ".join(str(exc).split()[6:])  # past "Error(s) in loading state_dict for X:"
         raise ConfigError(f"init: {run} holds another architecture ({detail[:200]})") from None
@@ -166,7 +154,9 @@ def same_config(a: dict, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt", RECEIPT)
+# What a run folder holds, by the training loop, `introspect explain` and `introspect evaluate`.
+RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt", "evaluation.json",
+             RECEIPT)
 SUPERSEDED = "superseded"
 
 

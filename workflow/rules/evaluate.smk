@@ -8,9 +8,7 @@
 # rewrites its receipt, so every run is evaluated again; the report also ignores an
 # evaluation.json older than its run's checkpoint.
 
-# The quick scale explains fewer images with fewer curve points and perturbations (the same for
-# every run of a scale; each evaluation.json records them).
-EVALUATE_OPTIONS = {"quick": "--images 64 --steps 8 --perturbations 4"}
+from introspect.evaluate import settings as evaluate_settings
 
 
 rule evaluate:
@@ -23,7 +21,8 @@ rule evaluate:
     conda:
         "../envs/introspect.yaml"
     params:
-        options=EVALUATE_OPTIONS.get(PLAN.scale, ""),
+        # fewer images, curve points and perturbations at the quick scale (introspect.evaluate.SCALE_SETTINGS)
+        options=" ".join(f"--{k} {v}" for k, v in evaluate_settings(PLAN.scale).items()),
         runs=" ".join(f"--run results/{run_id}" for run_id in sorted(PLAN.runs)),
     threads: 1
     resources:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from ..registry import ConfigError
 from .base import METHODS, Method, require
+from .runs import load_method
 
 
 def kl_tau(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float, per_sample: bool = False) -> torch.Tensor:
@@ -55,8 +56,6 @@ class FromTeacher(Method):
 
     def load_teacher(self, device) -> Method:
         """The teacher run's trained method (its model, and what else it learned), frozen, on ``device``."""
-        from ..analysis import load_method  # late: analysis builds runs, which needs this registry
-
         if not (self.teacher_path / "metrics.json").exists():
             raise ConfigError(f"method.teacher: {self.teacher_path} is not a finished run (no metrics.json)")
         return load_method(self.teacher_path, device)[1].requires_grad_(False)

@@ -1,0 +1,33 @@
+"""A run rebuilt from its resolved config: ``build`` makes its model and method (the training loop
+starts every run with it); ``load_method`` also loads a finished run's checkpoint (distillation
+methods take their teacher this way). Both use only the registries below the training loop
+(datasets, models, methods), so a method that learns from another run imports nothing above it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import NAME, read_checkpoint
+from ..data import DATASETS
+from ..models import MODELS
+from .base import METHODS, Method
+
+
+def build(cfg: dict) -> tuple[torch.nn.Module, Method]:
+    """The trained model and the method of a resolved config (ConfigError for impossible combinations)."""
+    src = DATASETS.get(cfg["dataset"]["name"])
+    m = cfg["model"]
+    model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
+    opts = {k: v for k, v in cfg["method"].items() if k != "name"}
+    method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
+    return method.model, method  # a method may train another form of the configured model (KED)
+
+
+def load_method(run: Path, device: torch.device) -> tuple[dict, Method]:
+    """(config, trained method) of a run folder (config.json + checkpoint.pt) on ``device``, in eval mode."""
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    _, method = build(cfg)
+    method.load_state_dict(read_checkpoint(Path(run) / NAME)["method"])
+    return cfg, method.to(device).eval()
