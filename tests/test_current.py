@@ -9,13 +9,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
+
+from test_faults import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -70,21 +70,6 @@ def assert_complete_and_current(work: Path) -> None:
             p.name for p in folder(work, row).iterdir()}, row
     index = (work / "reports" / "index.md").read_text()
     assert f"**Complete and current**: all {len(RUNS)} planned runs are present and current." in index, index[:800]
-
-
-def kill_when(work: Path, env: dict, command: str, ready) -> None:
-    """Start ``command``, SIGKILL its whole process group as soon as ``ready()`` holds."""
-    proc = subprocess.Popen(argv(command, work), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        while not ready():
-            assert proc.poll() is None and time.time() < deadline, "it ended before it could be killed"
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def recover(work: Path, env: dict) -> None:
@@ -171,7 +156,7 @@ def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tmp_
     run("snakemake --cores all", work, env)
     receipts = [folder(work, row) / "provenance.json" for row in RUNS]
     # --forcerun train killed once it has deleted a job's receipt (the job is running)
-    kill_when(work, env, "snakemake --cores all --forcerun train", lambda: not all(r.exists() for r in receipts))
+    kill_when(argv("snakemake --cores all --forcerun train", work), env, lambda: not all(r.exists() for r in receipts))
     recover(work, env)
     assert_complete_and_current(work)
 
@@ -179,12 +164,12 @@ def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tmp_
 def test_killed_mid_epoch_between_jobs_and_during_the_report_then_recovery_ends_complete_and_current(tmp_path):
     work, env = setup(tmp_path)
     # mid-epoch: the first run is training (its first checkpoint is written)
-    kill_when(work, env, "snakemake --cores all", lambda: (folder(work, "ce") / "checkpoint.pt").exists())
+    kill_when(argv("snakemake --cores all", work), env, lambda: (folder(work, "ce") / "checkpoint.pt").exists())
     recover(work, env)
     assert_complete_and_current(work)
     # between jobs, after a code edit: CE's run retrained and finished, its students not yet
     edit_code(tmp_path / "src" / "introspect" / "methods" / "regularizers.py")
-    kill_when(work, env, "snakemake --cores all", lambda: (folder(work, "ce") / "superseded").exists()
+    kill_when(argv("snakemake --cores all", work), env, lambda: (folder(work, "ce") / "superseded").exists()
               and (folder(work, "ce") / "provenance.json").exists())
     recover(work, env)
     assert_complete_and_current(work)
@@ -192,6 +177,6 @@ def test_killed_mid_epoch_between_jobs_and_during_the_report_then_recovery_ends_
     # during the report
     (work / "reports" / "index.md").unlink()
     (work / "logs" / "report.log").unlink()
-    kill_when(work, env, "snakemake --cores all", lambda: (work / "logs" / "report.log").exists())
+    kill_when(argv("snakemake --cores all", work), env, lambda: (work / "logs" / "report.log").exists())
     recover(work, env)
     assert_complete_and_current(work)

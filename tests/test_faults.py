@@ -34,6 +34,20 @@ def tiny(work: Path, rows: dict, epochs: int = 1) -> Path:
     return work
 
 
+def kill_when(argv: list[str], env: dict, ready) -> None:
+    """Start ``argv``, SIGKILL its whole process group as soon as ``ready()`` holds."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while not ready():
+            assert proc.poll() is None and time.time() < deadline, "it ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_a_diverged_run_fails_alone_and_keep_going_finishes_the_others(tmp_path):
     work = tiny(tmp_path / "w", {"ce": {"method": "ce"}, "bad": {"method": "ce", "set": {"optim.lr": 1.0e30}}})
     out = snakemake(work, "--cores", "2", "--keep-going", "train_all")
@@ -51,17 +65,8 @@ def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
     assert snakemake(whole, "--cores", "1", "train_all").returncode == 0
     work = tiny(tmp_path / "killed", rows, epochs=4)
     run = work / "results/digits/resnet8/ce/seed0"
-    proc = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        while not (run / "checkpoint.prev.pt").exists():  # two epochs done: kill during the third
-            assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # two epochs done: kill during the third
+    kill_when(command(work, "--cores", "1", "train_all"), ENV, lambda: (run / "checkpoint.prev.pt").exists())
     assert not (run / "metrics.json").exists()
     assert snakemake(work, "--unlock").returncode == 0  # Snakemake itself was killed: its lock stayed
     out = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")

@@ -78,7 +78,7 @@ def test_figure3_points_hold_every_seed_and_mark_a_missing_row():
     table = figure3_table(("le_grad", "le_grad_input"))
     points = figures.figure3_points(table, fake_results(SEEDS))
     assert [(p.label, p.values) for p in points] == [("le_grad", SEEDS["le_grad"]), ("le_grad_input", ())]
-    assert points[0].std == pytest.approx(np.std(SEEDS["le_grad"], ddof=1)) and points[0].n == 3
+    assert points[0].error_bar == pytest.approx(np.std(SEEDS["le_grad"], ddof=1)) and points[0].n == 3
     fig = figures.draw_figure3(table, fake_results(SEEDS))
     assert "le_grad_input: missing" in texts(fig)
     figures._plt().close(fig)

@@ -1,4 +1,4 @@
-"""The README's library commands, run as written: prepare, train (LE past its warm-up), explain."""
+"""The README's library commands, run as written: prepare, train (LE past its warm-up), explain, evaluate."""
 import json
 import shlex
 import subprocess
@@ -33,11 +33,14 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
     return out
 
 
-def test_the_readme_library_example_trains_le_beyond_its_warmup_and_explains_it(tmp_path):
+def test_the_readme_library_example_trains_le_beyond_its_warmup_explains_and_evaluates_it(tmp_path):
     commands = {c.split()[1]: c for c in library_commands()}
-    for name in ("prepare", "train", "explain"):
+    for name in ("prepare", "train", "explain", "evaluate"):
         run(commands[name], tmp_path)
     cfg = json.loads((tmp_path / "results" / "demo" / "config.json").read_text())
     assert cfg["method"]["name"] == "le" and cfg["epochs"] > cfg["method"]["warmup"]
     assert json.loads((tmp_path / "results" / "demo" / "metrics.json").read_text())["epochs"] == cfg["epochs"]
     assert (tmp_path / "results" / "demo" / "explanations.pt").is_file()
+    evaluation = json.loads((tmp_path / "results" / "demo" / "evaluation.json").read_text())
+    assert evaluation["explainer"] == "gradcam" and evaluation["test_images"] == 360  # ResNet8 on digits' test split
+    assert 0 <= evaluation["ece"] <= 1 and evaluation["nll"] > 0 and 0 <= evaluation["deletion_auc"] <= 1

@@ -360,10 +360,32 @@ def test_the_other_epoch_protocol_is_computed_and_a_differing_verdict_flagged(se
     assert "at the last epoch (the paper's protocol)" in (setup["out"] / "tables" / "table2.md").read_text()
 
 
-def test_the_head_says_a_stand_in_run_is_a_smoke_test(setup):
+def test_the_head_says_a_stand_in_run_is_a_smoke_test_and_what_it_can_decide(setup):
     head = (setup["out"] / "index.md").read_text().splitlines()[4]
-    assert head.startswith("**This run is a smoke test** of the pipeline where a dataset stands in for the paper's "
+    assert head.startswith("**A smoke test where a dataset stands in for the paper's** "
                            "(synthetic for cifar10; synthetic for mnist)")
+    # synthetic stands in everywhere: every claim that runs is exercised only; C1 has no table here
+    assert "**What this scale can decide** (3 seeds; synthetic: 3 epochs): on real data, no claim; exercised only, " \
+           "on a stand-in dataset or too few seeds, C4, C9, T1, T2, C10; not run at this scale, C1." in head
+
+
+def test_real_images_of_the_papers_dataset_decide_their_claims(setup, tmp_path):
+    """mnist5k is real MNIST: with 3 seeds its claims are decided; with 2, exercised only."""
+    from introspect.report.build import real_data, what_it_can_decide
+    from introspect.report.claims import Line
+
+    assert real_data("mnist5k", "mnist") and real_data("mnist", "mnist") and not real_data("digits", "mnist")
+    params = {**PARAMS, "datasets": {"cifar10": "digits", "mnist": "mnist5k"}}
+    plan = pipeline.plan(params)
+    evaluated = [({"id": "C4"}, [Line("C4", "mnist", "mnist5k", "mlp1024", verdict="inconclusive")]),
+                 ({"id": "C9"}, [Line("C9", "cifar10", "digits", "resnet8", verdict="supported")]),
+                 ({"id": "C1"}, [Line("C1", "cifar10", None, "cnn8")])]
+    head = what_it_can_decide(plan, evaluated)
+    assert "(digits for cifar10)" in head and "(mnist5k (real mnist images) for mnist)" in head
+    assert "on real data, C4; exercised only, on a stand-in dataset or too few seeds, C9; not run at this scale, C1." in head
+    two = pipeline.plan({**params, "seeds": [0, 1]})
+    assert "on real data, no claim; exercised only, on a stand-in dataset or too few seeds, C4, C9" in \
+        what_it_can_decide(two, evaluated)
 
 
 def test_rows_for_models_a_config_does_not_run_are_left_out(setup):
@@ -371,3 +393,23 @@ def test_rows_for_models_a_config_does_not_run_are_left_out(setup):
     assert "resnet14" not in claims  # T1 names resnet14, which this config does not run: no row for it
     assert not [r for r in claim_rows(setup["out"]) if r["model"] == "resnet14"]
     assert "| cifar10 | synthetic | resnet8 | le_gradcam > ce |" in claims
+
+
+def test_a_row_far_below_ce_is_flagged_unless_a_note_says_why(setup, tmp_path):
+    """Table 2: LS (chosen 0.8: 71) trails CE (81) by 10 points; Table 3 (test error): LE 14 % against CE's 4 %."""
+    table2 = (setup["out"] / "tables" / "table2.md").read_text()
+    assert "Unexplained: ls is 10.0 points below CE on resnet8" in table2 and "le_gradcam is" not in table2
+    assert "Unexplained: le_grad is 10.0 points below CE on mlp1024" in (setup["out"] / "tables" / "table3.md").read_text()
+    from introspect.report.results import Results
+    from introspect.report.tables import build_table
+
+    note = "LS at alpha 0.8 over-smooths these 3-epoch runs."
+    params = {**PARAMS, "tables": {"table2": {**PARAMS["tables"]["table2"], "notes": {"ls": {"quick": note, "paper": None}}}}}
+    params.pop("explanations")
+    noted = pipeline.plan(params)
+    assert noted.tables[0].notes == {"ls": note} and pipeline.plan(params, "paper").tables[0].notes == {}
+    md = build_table(noted.tables[0], Results(noted, setup["results"]), {}).markdown()
+    assert f"Note on ls: {note}" in md and "Unexplained" not in md
+    params["tables"]["table2"]["notes"] = {"kd": "no such row"}
+    with pytest.raises(pipeline.ConfigError, match=r"tables.table2.notes.kd: no such row"):
+        pipeline.plan(params)

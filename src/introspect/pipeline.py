@@ -72,6 +72,7 @@ class Table:
     rows: list[Row]
     teacher: Teacher | None = None  # the table's dedicated teacher runs
     columns: list[str] = field(default_factory=list)  # more per-model columns: params, samples_used
+    notes: dict[str, str] = field(default_factory=dict)  # row label -> a note printed under the table
 
 
 @dataclass
@@ -103,6 +104,15 @@ def at_scale(value, scale: str, key: str = ""):
     if isinstance(value, list):
         return [at_scale(v, scale, key) for v in value]
     return value
+
+
+def table_notes(name: str, table: dict, rows: list[Row]) -> dict[str, str]:
+    """A table's notes at this scale (already resolved), by row label; a note for no row is an error."""
+    notes = {label: text for label, text in (table.get("notes") or {}).items() if text}
+    unknown = sorted(set(notes) - {r.label for r in rows})
+    if unknown:
+        raise ConfigError(f"tables.{name}.notes.{unknown[0]}: no such row; rows: {', '.join(r.label for r in rows)}")
+    return notes
 
 
 def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
@@ -283,7 +293,7 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
             rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {}), row_teacher))
         tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
                             t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
-                            list(t.get("columns") or [])))
+                            list(t.get("columns") or []), table_notes(name, t, rows)))
 
     explanations, explainers = {}, {}
     for paper_ds, e in (p.get("explanations") or {}).items():

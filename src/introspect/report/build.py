@@ -17,8 +17,10 @@ from . import claims as claims_mod
 from . import figures, fmt, tables
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
                       superseded_runs)
+from ..config import resolve
+from ..data import DATASETS
 from ..fileio import atomic_write, save_json
-from ..pipeline import Plan
+from ..pipeline import Plan, Run
 
 RESULTS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("dataset", pa.string()), ("paper_datasets", pa.string()), ("tables", pa.string()),
@@ -62,18 +64,57 @@ def completeness(plan: Plan, res: Results, missing_explanations: list[str]) -> s
             "(a current run is left as it is).")
 
 
-def what_it_can_decide(plan: Plan) -> str:
-    """The report's second claim: whether this scale's data and seeds can test the paper at all."""
-    stand_ins = sorted({f"{t.dataset} for {t.paper_dataset}" for t in plan.tables if t.dataset != t.paper_dataset})
+MIN_SEEDS = 3  # fewer seeds per run: a scale only exercises its claims
+
+
+def real_data(table_dataset: str, paper_dataset: str) -> bool:
+    """Whether a table's data are the paper's dataset or real images of it (mnist5k for mnist)."""
+    return table_dataset == paper_dataset or DATASETS.get(table_dataset).real_subset_of == paper_dataset
+
+
+def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
+    """The training lengths of a plan's table runs per dataset (stages and teachers aside)."""
+    shown = {Run(t.dataset, m, v, s, {}).id for t in plan.tables for r in t.rows for m in t.models
+             for v in r.variants for s in plan.seeds}
+    out: dict[str, set[int]] = {}
+    for run_id in shown & set(plan.runs):
+        run = plan.runs[run_id]
+        out.setdefault(run.dataset, set()).add(resolve(run.config)["epochs"])
+    return {d: sorted(e) for d, e in sorted(out.items())}
+
+
+def what_it_can_decide(plan: Plan, evaluated: list) -> str:
+    """The report's second claim: which verdicts this scale's data and seeds can decide (real data of
+    the paper's dataset, at least MIN_SEEDS seeds), which it only exercises, and which it does not run."""
+    stand_ins = sorted({(t.dataset, t.paper_dataset) for t in plan.tables if t.dataset != t.paper_dataset})
+    fake = [f"{d} for {p}" for d, p in stand_ins if not real_data(d, p)]
+    subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if real_data(d, p)]
+    decided, exercised, not_run = [], [], []
+    for claim, lines in evaluated:
+        ran = [ln for ln in lines if ln.dataset is not None and ln.verdict not in (claims_mod.NOT_RUN, claims_mod.NOT_APPLICABLE)]
+        if not ran:
+            not_run.append(claim["id"])
+        elif len(plan.seeds) >= MIN_SEEDS and all(real_data(ln.dataset, ln.paper_dataset) for ln in ran):
+            decided.append(claim["id"])
+        else:
+            exercised.append(claim["id"])
+    epochs = "; ".join(f"{d}: {', '.join(map(str, e))} epochs" for d, e in epochs_by_dataset(plan).items())
     notes = []
-    if stand_ins:
-        notes.append(f"**This run is a smoke test** of the pipeline where a dataset stands in for the paper's "
-                     f"({'; '.join(stand_ins)}): those tables show no difference to the paper, and their verdicts "
-                     "say what this data shows, not whether the paper's numbers reproduce.")
-    if len(plan.seeds) < 3:
-        notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run, few comparisons can reach "
-                     "significance: expect most verdicts to be inconclusive.")
-    return " ".join(notes) or "Every table runs on the paper's own dataset."
+    if fake:
+        notes.append(f"**A smoke test where a dataset stands in for the paper's** ({'; '.join(fake)}): those tables "
+                     "show no difference to the paper, and their verdicts only exercise the pipeline.")
+    if subsets:
+        notes.append(f"Real images of the paper's dataset, fewer of them ({'; '.join(subsets)}): no difference to "
+                     "the paper's numbers either (another training and test set), but verdicts on what these "
+                     "images show.")
+    if len(plan.seeds) < MIN_SEEDS:
+        notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than {MIN_SEEDS}), "
+                     "no verdict is decided here: expect most to be inconclusive.")
+    notes.append(f"**What this scale can decide** ({len(plan.seeds)} seeds; {epochs}): "
+                 f"on real data, {', '.join(decided) or 'no claim'}; exercised only, on a stand-in dataset or too "
+                 f"few seeds, {', '.join(exercised) or 'no claim'}"
+                 + (f"; not run at this scale, {', '.join(not_run)}." if not_run else "."))
+    return " ".join(notes)
 
 
 def superseded_markdown(kept: list[Superseded]) -> list[str]:
@@ -95,7 +136,7 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
     mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
     out = [f"# Report: {TITLE}\n",
            completeness(plan, res, missing_explanations) + "\n",
-           what_it_can_decide(plan) + "\n",
+           what_it_can_decide(plan, evaluated) + "\n",
            f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}.\n",
            "## Datasets\n", fmt.markdown(["paper dataset", "run at this scale"], mapping),
            "## Tables\n"]

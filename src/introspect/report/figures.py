@@ -15,7 +15,6 @@ When the data behind a figure is missing the figure says so, so every expected f
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from ..fileio import atomic_write
 from ..pipeline import Table
-from .results import Results
+from .results import Results, Stat
 from .tables import METRIC_NOTES, dataset_note
 
 FORMATS = ("png", "pdf")
@@ -220,19 +219,23 @@ class Point:
     label: str
     model: str
     x: float
-    values: tuple[float, ...]  # per seed
+    stat: Stat  # its per-seed values
 
     @property
     def n(self) -> int:
-        return len(self.values)
+        return self.stat.n
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return self.stat.values
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
+        return self.stat.mean
 
     @property
-    def std(self) -> float:  # sample std over seeds (ddof=1); 0 (no bar) for a single seed
-        return float(np.std(self.values, ddof=1)) if self.n >= 2 else 0.0
+    def error_bar(self) -> float:  # the sample std over seeds; none (0) for a single seed
+        return self.stat.std if self.n >= 2 else 0.0
 
 
 def figure3_points(table: Table, results: Results) -> list[Point]:
@@ -245,7 +248,7 @@ def figure3_points(table: Table, results: Results) -> list[Point]:
         for i, model in enumerate(table.models):
             stat = results.stat(table.dataset, model, results.choose(table.dataset, model, row).variant, table.metric)
             x = i + (j - (rows - 1) / 2) * width
-            out.append(Point(row.label, model, x, stat.values))
+            out.append(Point(row.label, model, x, stat))
     return out
 
 
@@ -266,7 +269,7 @@ def draw_figure3(table: Table, results: Results):
         ns = str(counts[0]) if len(set(counts)) == 1 else "/".join(map(str, counts)) + " by model"
         colour = f"C{j % 10}"
         if drawn:
-            ax.errorbar([p.x for p in drawn], [p.mean for p in drawn], yerr=[p.std for p in drawn], fmt="o",
+            ax.errorbar([p.x for p in drawn], [p.mean for p in drawn], yerr=[p.error_bar for p in drawn], fmt="o",
                         color=colour, capsize=4, markersize=6, label=f"{row.label} (n={ns})")
         for p in drawn:  # every seed, beside its error bar, so the spread behind it is visible
             ax.plot([p.x + seed_offset] * p.n, p.values, linestyle="none", marker="o", markersize=3,

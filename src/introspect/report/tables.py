@@ -95,6 +95,36 @@ def caption(table: Table, scale: str, protocol: str = "last") -> str:
     return text
 
 
+FAR_BELOW_CE = 5.0  # points of accuracy (or error) a row may trail its table's CE row without a note
+
+
+def far_below_ce(table: Table, results: Results) -> list[tuple[str, str, float]]:
+    """(row label, model, points behind CE) for every row whose mean trails the table's CE row by more
+    than FAR_BELOW_CE on a model: the rows a table's notes must explain."""
+    if not any(r.label == "ce" for r in table.rows):
+        return []
+    ce = next(r for r in table.rows if r.label == "ce")
+    worse = -1.0 if table.metric == "test_err" else 1.0  # how far below CE, in the metric's points
+    out = []
+    for model in table.models:
+        base = results.stat(table.dataset, model, results.choose(table.dataset, model, ce).variant, table.metric)
+        for row in table.rows:
+            ours = results.stat(table.dataset, model, results.choose(table.dataset, model, row).variant, table.metric)
+            if row is not ce and base.n and ours.n and worse * (base.mean - ours.mean) > FAR_BELOW_CE:
+                out.append((row.label, model, worse * (base.mean - ours.mean)))
+    return out
+
+
+def notes_text(table: Table, results: Results) -> str:
+    """The table's notes (params.yaml), and a warning for every row far below CE that no note explains."""
+    parts = [f"Note on {label}: {text}" for label, text in table.notes.items()]
+    for label, model, behind in far_below_ce(table, results):
+        if label not in table.notes:
+            parts.append(f"Unexplained: {label} is {behind:.1f} points below CE on {model}, and no note in "
+                         f"params.yaml (tables.{table.name}.notes) says why.")
+    return " ".join(parts)
+
+
 COLUMNS = {"params": "params", "samples_used": "samples used (%)"}  # a table's extra columns, by metric
 
 
@@ -180,7 +210,8 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         note = next((r.note for r in refs if r is not None and r.note), metric)
         references.append([f"{method}, {note}",
                            *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH, *[fmt.DASH] * len(table.columns)))])
-    return Rendered(table.name, caption(table, results.plan.scale, results.protocol), list(table.models), rows, references, tuple(table.columns))
+    text = " ".join(filter(None, [caption(table, results.plan.scale, results.protocol), notes_text(table, results)]))
+    return Rendered(table.name, text, list(table.models), rows, references, tuple(table.columns))
 
 
 def sweeps_markdown(plan: Plan, results: Results) -> str:
