@@ -143,3 +143,11 @@ def test_a_recipes_model_and_dataset_keys_reach_every_run():
     plan = pipeline.plan(params)
     digits = [r for r in plan.runs.values() if r.dataset == "digits" and not r.variant.startswith("dropout")]
     assert digits and all(r.config["model"]["dropout"] == 0.3 and r.config["model"]["name"] == r.model for r in digits)
+
+
+def test_an_unknown_dataset_in_datasets_is_named_there_not_at_a_teacher():
+    """It used to be named at the first run built from it (tables.table1.teacher: dataset.name: ...)."""
+    text = plan_error(lambda p: p["datasets"].update(cifar10={"quick": "digitz", "laptop": None, "paper": "cifar10"}))
+    assert text.startswith("datasets.cifar10.quick: unknown dataset 'digitz'; choices: cifar10, digits, mnist"), text
+    text = plan_error(lambda p: p["datasets"].update(mnist="mnist5kk"))
+    assert text.startswith("datasets.mnist: unknown dataset 'mnist5kk'"), text

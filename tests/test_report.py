@@ -378,13 +378,16 @@ def test_real_images_of_the_papers_dataset_decide_their_claims(setup, tmp_path):
     params = {**PARAMS, "datasets": {"cifar10": "digits", "mnist": "mnist5k"}}
     plan = pipeline.plan(params)
     evaluated = [({"id": "C4"}, [Line("C4", "mnist", "mnist5k", "mlp1024", verdict="inconclusive")]),
+                 ({"id": "C7"}, [Line("C7", "cifar10", "digits", "resnet8", verdict="inconclusive"),
+                                 Line("C7", "mnist", "mnist5k", "mlp1024", verdict="inconclusive")]),
                  ({"id": "C9"}, [Line("C9", "cifar10", "digits", "resnet8", verdict="supported")]),
                  ({"id": "C1"}, [Line("C1", "cifar10", None, "cnn8")])]
     head = what_it_can_decide(plan, evaluated)
     assert "(digits for cifar10)" in head and "(mnist5k (real mnist images) for mnist)" in head
-    assert "on real data, C4; exercised only, on a stand-in dataset or too few seeds, C9; not run at this scale, C1." in head
+    assert ("on real data, C4, C7 (mnist); exercised only, on a stand-in dataset or too few seeds, C7 (cifar10), C9; "
+            "not run at this scale, C1.") in head
     two = pipeline.plan({**params, "seeds": [0, 1]})
-    assert "on real data, no claim; exercised only, on a stand-in dataset or too few seeds, C4, C9" in \
+    assert "on real data, no claim; exercised only, on a stand-in dataset or too few seeds, C4, C7, C9" in \
         what_it_can_decide(two, evaluated)
 
 

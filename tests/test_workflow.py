@@ -159,3 +159,39 @@ def test_dvc_repro_dry_runs_the_same_snakemake_targets():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "snakemake --cores all train_all" in out.stdout
     assert "snakemake --cores all all" in out.stdout
+
+
+def readme_pipeline_commands() -> list[str]:
+    """The commands of the first ```bash block under README's "## The pipeline", comments stripped."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## The pipeline"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_every_readme_pipeline_command_runs_as_written(tmp_path):
+    """Each command of the README's pipeline block, copied: `introspect plan` for real, every DAG as a
+    dry run (-n appended: these are hours of training) whose train jobs are those of the plan it names.
+    (`--report` needs finished runs: test_snakemake_html_report_includes_the_figures runs it.)"""
+    commands = [part.strip() for line in readme_pipeline_commands() for part in line.split("&&")]
+    assert "snakemake --cores all --config scale=laptop" in commands and "introspect plan --scale laptop" in commands
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    ran = 0
+    for command in commands:
+        words = command.split()
+        if "--report" in words:
+            continue
+        if words[0] == "introspect":
+            out = subprocess.run([str(BIN / "introspect"), *words[1:]], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+            assert out.returncode == 0 and "training jobs and 1 evaluate job" in out.stdout, command + out.stderr
+            ran += 1
+            continue
+        assert words[0] == "snakemake", command
+        words = [str(ROOT / w) if w.startswith("workflow/profiles/") else w for w in words[1:]]
+        out = snakemake(*words, "-n", cwd=tmp_path)
+        scale = words[words.index("--config") + 1].split("=")[1] if "--config" in words else "quick"
+        plan = pipeline.load(ROOT / "params.yaml", scale=scale)
+        jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
+        rows = {(r.dataset, r.model, r.variant) for r in plan.runs.values()}
+        assert int(jobs["train"]) == len(rows) and int(jobs["evaluate"]) == 1, command + out.stdout[-1500:]
+        ran += 1
+    assert ran == len(commands) - 1

@@ -128,7 +128,13 @@ def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
 
 def check_names(params: dict) -> None:
     """The keys of ``recipes`` name datasets and those of ``method_options`` methods: a typo there
-    would otherwise leave the recipe or the options unused, silently."""
+    would otherwise leave the recipe or the options unused, silently. The values of ``datasets`` (at
+    every scale) name datasets too: a typo is named there, not at the first run that uses it."""
+    for paper_dataset, value in (params.get("datasets") or {}).items():
+        scaled = value if isinstance(value, dict) else {"": value}
+        for scale, name in scaled.items():
+            if name is not None:
+                DATASETS.get(name, f"datasets.{paper_dataset}" + (f".{scale}" if scale else ""))
     for name in params.get("recipes") or {}:
         DATASETS.get(name, f"recipes.{name}")
     for name in params.get("method_options") or {}:

@@ -91,13 +91,19 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
     subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if real_data(d, p)]
     decided, exercised, not_run = [], [], []
     for claim, lines in evaluated:
-        ran = [ln for ln in lines if ln.dataset is not None and ln.verdict not in (claims_mod.NOT_RUN, claims_mod.NOT_APPLICABLE)]
+        ran = sorted({(ln.paper_dataset, ln.dataset) for ln in lines
+                      if ln.dataset is not None and ln.verdict not in (claims_mod.NOT_RUN, claims_mod.NOT_APPLICABLE)})
+        real = [p for p, d in ran if real_data(d, p) and len(plan.seeds) >= MIN_SEEDS]
+        other = [p for p, _ in ran if p not in real]
         if not ran:
             not_run.append(claim["id"])
-        elif len(plan.seeds) >= MIN_SEEDS and all(real_data(ln.dataset, ln.paper_dataset) for ln in ran):
+        elif not other:
             decided.append(claim["id"])
-        else:
+        elif not real:
             exercised.append(claim["id"])
+        else:  # decided on one dataset, exercised on another
+            decided.append(f"{claim['id']} ({', '.join(real)})")
+            exercised.append(f"{claim['id']} ({', '.join(other)})")
     epochs = "; ".join(f"{d}: {', '.join(map(str, e))} epochs" for d, e in epochs_by_dataset(plan).items())
     notes = []
     if fake:
