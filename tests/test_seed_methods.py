@@ -63,6 +63,23 @@ def test_explaining_resnet_is_parameter_matched_and_predicts_the_product_of_its_
     torch.testing.assert_close(torch.softmax(net(x), 1), product / product.sum(1, keepdim=True))
 
 
+def test_an_explaining_resnet_is_explained_with_grad_cam_like_its_plain_form():
+    """Its last conv feature map (the branches' maps side by side) is a module's output, so Grad-CAM,
+    the standard explainer of `introspect evaluate`, applies to KED's runs as to every ResNet of a
+    table (it was Grad: the branches' torch.cat had no module)."""
+    from introspect.evaluate import standard_explainer
+    from introspect.explain import build_explainer
+
+    net = explaining(MODELS.build("resnet8", 3, 16, 10), 4).eval()
+    seen = []
+    net.conv_layer.register_forward_hook(lambda m, i, out: seen.append(out))
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    logits, _, conv = net.forward_features(x)
+    assert seen[0] is conv and standard_explainer(net) == "gradcam"
+    maps = build_explainer("gradcam", net).maps(net, x, logits, conv)
+    assert maps.shape == (2, 10, 4, 4) and bool((maps >= 0).all()) and maps.abs().sum() > 0
+
+
 def test_ked_refuses_a_plain_teacher(teacher_run):
     method = METHODS.build("ked", MODELS.build("resnet8", 3, 16, 10), 10, teacher=str(teacher_run))
     with pytest.raises(ConfigError, match="KED learns from a ked_teacher run with 4 branches, got a plain ResNet"):

@@ -36,6 +36,11 @@ class ExplainingResNet(Net):
         self.branch = nn.ModuleList(
             nn.Sequential(*(BasicBlock(width, width, 2 if i == 0 else 1) for i in range(blocks))) for _ in range(branches))
         self.heads = nn.ModuleList(nn.Linear(width, plain.fc.out_features) for _ in range(branches))
+        self.joined = nn.Identity()  # its output is the last conv feature map: the branches' maps side by side
+
+    @property
+    def conv_layer(self) -> nn.Module:
+        return self.joined
 
     @property
     def stage_channels(self):
@@ -45,9 +50,10 @@ class ExplainingResNet(Net):
         """(logits = sum_m log softmax(z_m) [b, c], branch logits z [M, b, c], [stage outputs])."""
         h, feats = run_stages(self.stem(x), self.trunk, self.drops)
         groups = self.split(h).chunk(self.branches, dim=1)
-        maps = [branch(g) for branch, g in zip(self.branch, groups)]
-        z = torch.stack([head(m.mean((2, 3))) for head, m in zip(self.heads, maps)])
-        feats.append(torch.cat(maps, dim=1))
+        # the heads read the joined map, so that it is the conv feature map the logits come from (Grad-CAM)
+        joined = self.joined(torch.cat([branch(g) for branch, g in zip(self.branch, groups)], dim=1))
+        z = torch.stack([head(m.mean((2, 3))) for head, m in zip(self.heads, joined.chunk(self.branches, dim=1))])
+        feats.append(joined)
         return F.log_softmax(z, dim=2).sum(0), z, feats
 
     def forward_features(self, x):
