@@ -92,7 +92,7 @@ BAD = [
     ("tables.table2.rows.ce.set", {"model.in_channels": 3},
      "tables.table2.rows.ce.set.model.in_channels: resnet8 for 3 channels cannot read digits"),
     ("tables.table2.dataset", "imagenet", "tables.table2.dataset: 'imagenet' is not in datasets"),
-    ("datasets.cifar10", {"quick": "svhn", "paper": "cifar10"}, "dataset.name: unknown dataset 'svhn'"),
+    ("datasets.cifar10", {"quick": "svhn", "paper": "cifar10"}, "datasets.cifar10.quick: unknown dataset 'svhn'"),
     ("recipes.digits", {"epochs": 0}, "recipes.digits.epochs: expected an integer >= 1, got 0"),
     ("recipes.digits", {"epochs": "ten"}, "recipes.digits.epochs: expected an integer, got 'ten'"),
     ("method_options.le", {"warmup": -2}, "method_options.le.warmup: expected an integer >= 0, got -2"),
