@@ -158,9 +158,10 @@ def cmd_evaluate(args) -> int:
     if missing:
         raise ConfigError(f"--run: no finished run (checkpoint.pt) in {', '.join(missing)}")
     _claim_gpu(args)
+    given = {k: getattr(args, k) for k in ("images", "steps", "perturbations") if getattr(args, k) is not None}
     for run in args.run:  # every run in one process: torch is imported once
-        result = evaluate_run(Path(run), Path(args.out) if args.out else None, args.images, args.explainer, args.device,
-                              args.steps, args.perturbations)
+        result = evaluate_run(Path(run), Path(args.out) if args.out else None, explainer=args.explainer,
+                              device=args.device, **given)
         print(json.dumps({k: result[k] for k in ("run", "nll", "ece", "brier", "deletion_auc", "insertion_auc",
                                                   "infidelity", "teacher_agreement")}, sort_keys=True))
     return 0
@@ -258,9 +259,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="calibration and explanation quality of finished runs (<run>/evaluation.json)")
     s.add_argument("--run", required=True, action="append", help="a finished run folder; repeat for several")
     s.add_argument("--out", help="the JSON file to write (one --run only); default: <run>/evaluation.json")
-    s.add_argument("--images", type=int, default=256, help="explain the first N test images (the same for every run)")
-    s.add_argument("--steps", type=int, default=16, help="points of the deletion and insertion curves, after the first")
-    s.add_argument("--perturbations", type=int, default=10, help="Gaussian perturbations per image of the infidelity")
+    # defaults: introspect.evaluate's (IMAGES, STEPS, PERTURBATIONS; the workflow passes each scale's)
+    s.add_argument("--images", type=int, help="explain the first N test images (the same for every run); default 256")
+    s.add_argument("--steps", type=int, help="points of the deletion and insertion curves, after the first; default 16")
+    s.add_argument("--perturbations", type=int, help="Gaussian perturbations per image of the infidelity; default 10")
     s.add_argument("--explainer", help="default: Grad-CAM on a CNN, Grad on the MLP (the same for every method)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")

@@ -86,6 +86,13 @@ class Plan:
     protocol: str = "last"  # which test accuracy tables and verdicts use: the last epoch's or the best-val epoch's
     explainers: dict[str, str | None] = field(default_factory=dict)  # paper dataset -> its figures' explainer (None: the run's own)
 
+    def shown(self, table: Table) -> set[str]:
+        """The ids of the runs ``table`` shows (its rows' variants on its models, every seed); not the
+        teachers, assistants and stages it learns from."""
+        ids = {Run(table.dataset, m, v, s, {}).id for r in table.rows for m in table.models for v in r.variants
+               for s in self.seeds}
+        return ids & set(self.runs)
+
     def explainer_of(self, run_id: str) -> str | None:
         """The explainer of the Figures 1-2 maps of run ``run_id`` (None: the run's own)."""
         return next(self.explainers.get(ds) for ds, run in self.explanations.items() if run.id == run_id)

@@ -99,10 +99,7 @@ def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: 
 
 
 def estimate(plan: Plan, bench: dict | None) -> dict:
-    shown: dict[str, set[str]] = {}
-    for table in plan.tables:
-        ids = {Run(table.dataset, m, v, s, {}).id for r in table.rows for m in table.models for v in r.variants for s in plan.seeds}
-        shown[table.name] = ids & set(plan.runs)
+    shown = {table.name: plan.shown(table) for table in plan.tables}
     support = set(plan.runs) - set().union(*shown.values())
     passes, hours, evaluate, unmeasured = {}, {}, {}, set()
     for run_id, run in plan.runs.items():

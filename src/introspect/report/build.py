@@ -17,10 +17,10 @@ from . import claims as claims_mod
 from . import figures, fmt, tables
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
                       superseded_runs)
-from ..config import resolve
 from ..data import DATASETS
 from ..fileio import atomic_write, save_json
-from ..pipeline import Plan, Run
+from ..pipeline import Plan
+from ..plan import epochs_of
 
 RESULTS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("dataset", pa.string()), ("paper_datasets", pa.string()), ("tables", pa.string()),
@@ -74,12 +74,10 @@ def real_data(table_dataset: str, paper_dataset: str) -> bool:
 
 def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
     """The training lengths of a plan's table runs per dataset (stages and teachers aside)."""
-    shown = {Run(t.dataset, m, v, s, {}).id for t in plan.tables for r in t.rows for m in t.models
-             for v in r.variants for s in plan.seeds}
     out: dict[str, set[int]] = {}
-    for run_id in shown & set(plan.runs):
+    for run_id in set().union(*(plan.shown(t) for t in plan.tables)):
         run = plan.runs[run_id]
-        out.setdefault(run.dataset, set()).add(resolve(run.config)["epochs"])
+        out.setdefault(run.dataset, set()).add(epochs_of(run))
     return {d: sorted(e) for d, e in sorted(out.items())}
 
 

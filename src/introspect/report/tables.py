@@ -101,9 +101,9 @@ FAR_BELOW_CE = 5.0  # points of accuracy (or error) a row may trail its table's 
 def far_below_ce(table: Table, results: Results) -> list[tuple[str, str, float]]:
     """(row label, model, points behind CE) for every row whose mean trails the table's CE row by more
     than FAR_BELOW_CE on a model: the rows a table's notes must explain."""
-    if not any(r.label == "ce" for r in table.rows):
+    ce = next((r for r in table.rows if r.label == "ce"), None)
+    if ce is None:
         return []
-    ce = next(r for r in table.rows if r.label == "ce")
     worse = -1.0 if table.metric == "test_err" else 1.0  # how far below CE, in the metric's points
     out = []
     for model in table.models:
