@@ -1,4 +1,4 @@
-"""README's "### Adding a method", followed to the letter: its file and its params.yaml row, and nothing
+"""docs/adding-a-method.md, followed to the letter: its file and its params.yaml row, and nothing
 else, make a method that the workflow schedules and `introspect train` trains.
 
 The file goes into a copy of the repository (src/, workflow/, Snakefile, params.yaml), never into
@@ -25,7 +25,7 @@ COPIED = ("src", "workflow", "Snakefile", "params.yaml", "pyproject.toml")
 
 
 def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
+    text = "\n" + (ROOT / "docs" / "adding-a-method.md").read_text()
     start = text.index(f"\n{title}\n")
     end = re.search(r"\n#{2,3} ", text[start + len(title) + 2:])
     return text[start: start + len(title) + 2 + end.start()] if end else text[start:]
@@ -44,8 +44,8 @@ def merge(base: dict, over: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def added(tmp_path_factory):
-    """The README's method file and row, added to a copy of the repository."""
-    section = readme_section("### Adding a method")
+    """The docs' method file and row, added to a copy of the repository."""
+    section = readme_section("# Adding a method")
     (code,), (row_yaml,) = code_blocks(section, "python"), code_blocks(section, "yaml")
     path = re.match(r"# (src/introspect/methods/\w+\.py)\n", code).group(1)
     name = re.search(r'@METHODS\.register\("(\w+)"\)', code).group(1)

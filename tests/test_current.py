@@ -3,7 +3,7 @@
 Each test works on its own copy of the package (so it can edit a method's code the way a user
 does) and a tiny one-table config: CE (which also teaches), LS, KD from the CE run, and CWTM-Random
 (no teacher, another module), ResNet8 on digits, one seed, two epochs. The recovery commands are
-the README's, copied as written.
+docs/recovery.md's, copied as written.
 """
 import json
 import os
@@ -23,8 +23,8 @@ RUNS = ("ce", "ls", "kd", "cwtm_random")
 
 
 def readme_block(heading: str) -> list[str]:
-    """The commands of the first ```bash block after ``heading`` in README.md, comments stripped."""
-    text = (ROOT / "README.md").read_text()
+    """The commands of the first ```bash block after ``heading`` in docs/recovery.md, comments stripped."""
+    text = (ROOT / "docs" / "recovery.md").read_text()
     block = text[text.index(heading):].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
@@ -48,7 +48,7 @@ def setup(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def argv(command: str, work: Path) -> list[str]:
-    """A README command run on ``work`` (the Snakefile is the repository's; the tree is ``work``)."""
+    """A docs command run on ``work`` (the Snakefile is the repository's; the tree is ``work``)."""
     words = command.split()
     assert words[0] == "snakemake", command
     return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *words[1:]]
@@ -73,8 +73,8 @@ def assert_complete_and_current(work: Path) -> None:
 
 
 def recover(work: Path, env: dict) -> None:
-    """The README's recovery commands, as written."""
-    commands = readme_block("### When things go wrong")
+    """docs/recovery.md's recovery commands, as written."""
+    commands = readme_block("## When things go wrong")
     assert commands == ["snakemake --unlock", "snakemake --cores all --rerun-incomplete"], commands
     for command in commands:
         run(command, work, env)

@@ -1,4 +1,4 @@
-"""The README's library commands, run as written: prepare, train (LE past its warm-up), explain, evaluate."""
+"""docs/library.md's commands, run as written: prepare, train (LE past its warm-up), explain, evaluate."""
 import json
 import shlex
 import subprocess
@@ -10,10 +10,10 @@ BIN = Path(sys.executable).parent
 
 
 def library_commands() -> list[str]:
-    """The commands of README's "## The library" block: continuation lines joined, comments and
+    """The commands of docs/library.md's first bash block: continuation lines joined, comments and
     [optional] parts dropped."""
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index("## The library"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    text = (ROOT / "docs" / "library.md").read_text()
+    block = text[text.index("# The library"):].split("```bash\n", 1)[1].split("```", 1)[0]
     commands, current = [], ""
     for line in block.splitlines():
         code = line.split("#", 1)[0].rstrip()
