@@ -125,7 +125,7 @@ def test_a_missing_params_file_is_one_line(tmp_path, capsys):
 
 def test_a_recipe_for_no_dataset_is_named_not_ignored():
     text = plan_error(lambda p: p["recipes"].update(digitz={"epochs": 2}))
-    assert text.startswith("recipes.digitz: unknown dataset 'digitz'; choices: cifar10, digits, mnist"), text
+    assert text.startswith("recipes.digitz: unknown dataset 'digitz'; choices: cifar10, cifar100, digits"), text
 
 
 def test_options_of_no_method_are_named_not_ignored():
@@ -148,6 +148,6 @@ def test_a_recipes_model_and_dataset_keys_reach_every_run():
 def test_an_unknown_dataset_in_datasets_is_named_there_not_at_a_teacher():
     """It used to be named at the first run built from it (tables.table1.teacher: dataset.name: ...)."""
     text = plan_error(lambda p: p["datasets"].update(cifar10={"quick": "digitz", "laptop": None, "paper": "cifar10"}))
-    assert text.startswith("datasets.cifar10.quick: unknown dataset 'digitz'; choices: cifar10, digits, mnist"), text
+    assert text.startswith("datasets.cifar10.quick: unknown dataset 'digitz'; choices: cifar10, cifar100, digits"), text
     text = plan_error(lambda p: p["datasets"].update(mnist="mnist5kk"))
     assert text.startswith("datasets.mnist: unknown dataset 'mnist5kk'"), text

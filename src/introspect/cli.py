@@ -79,6 +79,8 @@ def cmd_train(args) -> int:
         return _train_runs(args)
     cfg = resolve(_user_config(args))
     build(cfg)  # impossible combinations fail here, before the run folder exists
+    if cfg.get("recipe"):  # the dataset's source has no recipe for this model: the stated default
+        print(f"{PROG}: recipe: {cfg['recipe']}", file=sys.stderr)
     if args.print_config:
         print(json.dumps(cfg, indent=2, sort_keys=True))
         return 0
@@ -116,6 +118,8 @@ def _train_runs(args) -> int:
             build(cfg)
         except ConfigError as exc:
             raise ConfigError(f"{item['out']}: {exc}") from None
+        if cfg.get("recipe"):
+            print(f"{PROG}: {item['out']}: recipe: {cfg['recipe']}", file=sys.stderr)
         runs.append((cfg, Path(item["out"])))
     _claim_gpu(args)
     failed = []

@@ -6,6 +6,9 @@ The resolved config is a nested dict of plain values, saved as the run's ``confi
     method:  {name, <the method's options>}
     optim:   {lr, momentum, weight_decay, milestones, gamma}
     seed, epochs, batch_size, eval_batch_size, device, init, precision, channels_last, compile
+    recipe: only where the dataset's source has no recipe for the model's family: which one is used
+
+The recipe comes from the dataset's source (``recipes`` per model family, introspect.data.base).
 
 Every key is checked here, before anything is written: an unknown key, a wrong type or an
 impossible combination is a ConfigError naming the key, what was expected and the choices.
@@ -25,21 +28,13 @@ from .methods import METHODS
 from .models import MODELS
 from .registry import ConfigError, coerce
 
-# The paper's recipes (Sec. 3, 5 and 5.1.2). Weight decay is not stated: the paper only says LE is
-# "regularized by ... a common weight-decay term", so every recipe has one: TAKD's 1e-4 for CIFAR10,
-# and the same 1e-4 for MNIST (for every method alike, so the comparisons of Tables 3 and 6 stay
-# fair; params.yaml's recipes.<dataset>.optim.weight_decay changes it).
-# digits and synthetic are this project's small offline sets: short recipes of our own.
+# The training recipes, declared by each dataset's source per model family (introspect.data.base):
+# the paper's for CIFAR10 and MNIST (mnist5k: MNIST's very recipe object), this project's own short
+# ones for digits and synthetic. This table is a read-only view of them, by (dataset, family).
 RECIPES: dict[tuple[str, str], dict] = {
-    ("cifar10", "resnet"): dict(epochs=160, batch_size=128, optim=dict(lr=0.1, milestones=[80, 120], weight_decay=1e-4)),
-    ("cifar10", "cnn"): dict(epochs=160, batch_size=128, optim=dict(lr=0.01, milestones=[], weight_decay=1e-4)),
-    ("mnist", "mlp"): dict(epochs=50, batch_size=16, optim=dict(lr=0.01, milestones=[], weight_decay=1e-4)),
-    ("digits", "*"): dict(epochs=20, batch_size=64, optim=dict(lr=0.05, milestones=[15], weight_decay=5e-4)),
-    ("synthetic", "*"): dict(epochs=3, batch_size=32, optim=dict(lr=0.05, milestones=[], weight_decay=5e-4)),
-}
-# mnist5k (5,000 real MNIST digits, offline) is MNIST: the very same recipe object, not a copy.
-RECIPES[("mnist5k", "mlp")] = RECIPES[("mnist", "mlp")]
-# Pairs the paper does not train use the dataset's first recipe (e.g. a ResNet on MNIST).
+    (name, fam): r for name in DATASETS.names() for fam, r in DATASETS.get(name).recipes.items()}
+# What a run needs from a recipe (the source's, params.yaml's recipes.<dataset>, or --set).
+RECIPE_KEYS = ("epochs", "batch_size", "optim.lr", "optim.milestones", "optim.weight_decay")
 
 DEFAULTS: dict[str, Any] = {
     "dataset": {"path": None, "augment": "auto"},
@@ -77,11 +72,24 @@ def family(model: str) -> str:
     return next((f for f in ("resnet", "cnn", "mlp") if model.startswith(f)), model)
 
 
+def find_recipe(dataset: str, model: str) -> tuple[dict, str | None]:
+    """(the recipe of ``dataset`` for ``model``, None) from the dataset's source: the model's own
+    name, its family or ``*``; else (the dataset's first recipe, a note saying so): the stated
+    default for pairs the paper does not train (a ResNet on MNIST); ({}, None) when the source
+    declares none (params.yaml's recipes.<dataset> must then give every key, see :func:`resolve`)."""
+    recipes = DATASETS.get(dataset, "dataset.name").recipes
+    for key in (model, family(model), "*"):
+        if key in recipes:
+            return recipes[key], None
+    if recipes:
+        first = next(iter(recipes))
+        return recipes[first], (f"default: {dataset} declares no recipe for {model} (family {family(model)}), "
+                                f"so its {first!r} recipe is used; recipes.{dataset} in params.yaml (or --set) changes it")
+    return {}, None
+
+
 def recipe(dataset: str, model: str) -> dict:
-    for key in ((dataset, family(model)), (dataset, "*")):
-        if key in RECIPES:
-            return RECIPES[key]
-    return next(r for (d, _), r in RECIPES.items() if d == dataset)
+    return find_recipe(dataset, model)[0]
 
 
 def parse_value(text: str) -> Any:
@@ -127,6 +135,7 @@ def _check_keys(section: dict, known, prefix: str) -> None:
 def resolve(user: dict) -> dict:
     """Validate ``user`` (nested dict) and fill in everything else; return the full config."""
     user = copy.deepcopy(user)
+    user.pop("recipe", None)  # a resolved config's note on its recipe (given back with a config.json): recomputed
     _check_keys(user, [*SCALARS, *SECTIONS], "")
     for sec in SECTIONS:
         if sec in user and not isinstance(user[sec], dict):
@@ -139,7 +148,12 @@ def resolve(user: dict) -> dict:
     ds, model = user["dataset"]["name"], user["model"]["name"]
     source = DATASETS.get(ds, "dataset.name")
     MODELS.get(model, "model.name")
-    cfg = merge(merge(DEFAULTS, recipe(ds, model)), user)
+    base, note = find_recipe(ds, model)
+    cfg = merge(merge(DEFAULTS, base), user)
+    missing = [k for k in RECIPE_KEYS if _get(cfg, k) is None]
+    if missing:
+        raise ConfigError(f"recipes.{ds}: {ds} declares no training recipe for {model} and none is given; missing "
+                          f"{', '.join(missing)} (give them in params.yaml recipes.{ds}, with --set, or as the source's recipes)")
 
     for k, t in SCALARS.items():
         cfg[k] = coerce(cfg[k], t, k)
@@ -164,7 +178,16 @@ def resolve(user: dict) -> dict:
     cfg["method"] = {"name": meth["name"], **METHODS.check(meth["name"], {k: v for k, v in meth.items() if k != "name"}, "method")}
 
     _check_ranges(cfg)
+    if note:  # the stated default: in the run's config.json and, by introspect train, in its log
+        cfg["recipe"] = note
     return cfg
+
+
+def _get(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _check_ranges(cfg: dict) -> None:

@@ -5,8 +5,11 @@ its receipt ``provenance.json``):
 
 - ``code``: a digest of the source that defines the run: the module of its method (with every
   module of this package that module's classes inherit from or import, transitively, up to but not
-  through a package's ``__init__``), the module of its model family (same rule) and the shared
-  training core (:data:`CORE`). Each file enters as its syntax tree with docstrings removed, so an
+  through a package's ``__init__``), the module of its model family (same rule), the module of its
+  dataset's source (same rule: a source file in ``data/sources/``, with the folder reader or the
+  torchvision reader it builds on) and the shared training core (:data:`CORE`, the data package's
+  core among it: its registry, ``prepare`` and the device loader). Each file enters as its syntax
+  tree with docstrings removed, so an
   edit of a comment, a docstring or the layout changes nothing; any edit of what runs does.
 - ``learned_from``: for every finished run it learned from (``method.teacher``: a teacher or an
   assistant; ``init``: a stage whose weights start it), the SHA-256 of that run's final checkpoint.
@@ -29,12 +32,14 @@ import sys
 from pathlib import Path
 
 from .checkpoint import MAGIC, NAME
+from .data import DATASETS
 from .methods import METHODS
 from .models import MODELS
 
 PACKAGE = __name__.rsplit(".", 1)[0]
 # The shared training core: every run executes these, whatever its method and model.
-CORE = ("train", "checkpoint", "data", "fileio", "config", "registry", "methods.runs", "methods.base", "models.layers")
+CORE = ("train", "checkpoint", "data", "data.base", "data.prepared", "data.device", "fileio", "config", "registry",
+        "methods.runs", "methods.base", "models.layers")
 RECEIPT = "provenance.json"
 
 
@@ -84,19 +89,19 @@ def module_closure(*objects) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def code_files(method: str, model: str) -> tuple[Path, ...]:
-    """The source files whose content defines a run of ``method`` on ``model``."""
-    names = set(module_closure(METHODS.get(method), MODELS.get(model)))
+def code_files(method: str, model: str, dataset: str | None = None) -> tuple[Path, ...]:
+    """The source files whose content defines a run of ``method`` on ``model`` (and ``dataset``)."""
+    names = set(module_closure(METHODS.get(method), MODELS.get(model), *([DATASETS.get(dataset)] if dataset else [])))
     names |= {f"{PACKAGE}.{core}" for core in CORE}
     return tuple(sorted(Path(importlib.import_module(n).__file__).resolve() for n in names))
 
 
 @functools.lru_cache(maxsize=None)
-def code_digest(method: str, model: str) -> str:
+def code_digest(method: str, model: str, dataset: str | None = None) -> str:
     """One SHA-256 over :func:`code_files`, each named by its path inside the package."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in code_files(method, model):
+    for path in code_files(method, model, dataset):
         h.update(f"{path.relative_to(root).as_posix()}\0{_source_digest(path)}\n".encode())
     return h.hexdigest()
 
@@ -123,7 +128,7 @@ def learned_from(cfg: dict) -> dict[str, str | None]:
 
 def of_run(cfg: dict, data_sha256: str | None) -> dict:
     """The provenance of the resolved config ``cfg`` as things are now."""
-    return {"code": code_digest(cfg["method"]["name"], cfg["model"]["name"]),
+    return {"code": code_digest(cfg["method"]["name"], cfg["model"]["name"], cfg["dataset"]["name"]),
             "learned_from": learned_from(cfg), "data": data_sha256}
 
 

@@ -51,7 +51,7 @@ def train_runs_json(wildcards):
 def train_code(wildcards):
     """Each run's code digest: an edit of the code that defines a run changes this param, so
     Snakemake reruns the job, and the run, stale, is superseded and trained again."""
-    return {run.id: provenance.code_digest(run.config["method"]["name"], run.model) for run in runs_of(wildcards)}
+    return {run.id: provenance.code_digest(run.config["method"]["name"], run.model, run.dataset) for run in runs_of(wildcards)}
 
 
 def all_receipts():

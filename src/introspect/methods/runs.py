@@ -12,6 +12,7 @@ import torch
 from ..checkpoint import NAME, read_checkpoint
 from ..data import DATASETS
 from ..models import MODELS
+from ..registry import ConfigError
 from .base import METHODS, Method
 
 
@@ -21,7 +22,14 @@ def build(cfg: dict) -> tuple[torch.nn.Module, Method]:
     m = cfg["model"]
     model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
     opts = {k: v for k, v in cfg["method"].items() if k != "name"}
-    method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
+    try:
+        method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
+    except ConfigError as exc:
+        key, _, why = str(exc).partition(": ")
+        if key in ("method", "method.name", "model") or (key == "method.explainer" and " needs " in why):
+            # a method or explainer that cannot use this model (no conv map, no stages): say which pair
+            raise ConfigError(f"{exc} (method {cfg['method']['name']}, model {m['name']})") from None
+        raise
     return method.model, method  # a method may train another form of the configured model (KED)
 
 

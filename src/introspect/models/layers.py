@@ -85,11 +85,32 @@ def dropout(p: float) -> nn.Module:
 
 
 class Net(nn.Module):
-    """Base of every model: ``forward_features`` gives logits, stage outputs and the last conv map.
+    """Base of every model, and the whole contract a model file meets (checked for every registered
+    model by tests/test_models.py; the method and explainer tests then run it with every method).
 
-    ``conv_layer`` is the module whose output is the last convolutional feature map (None for
-    an MLP); ``gap_fc`` is the Linear layer when that map feeds global-average-pooling then this
-    layer directly, which lets Grad-CAM use its closed form.
+    A model file in ``introspect/models/`` defines a ``Net`` subclass and registers a builder::
+
+        @MODELS.register("mynet")
+        def mynet(in_channels: int, image_size: int, num_classes: int, *, dropout: float = 0.0) -> Net
+
+    (its keyword-only options, with type hints, become ``model.<option>`` config keys; ``dropout``
+    is expected by every model: 0 adds no module at all).
+
+    - ``forward_features(x)`` returns ``(logits [b, num_classes], stages, conv)``: ``stages`` is
+      the list of at least two hidden outputs, in order (each [b, c, h, w] for a conv net, what
+      FitNets' hint, AT, FSP and IE-KD match; [b, units] for an MLP), and ``conv`` the last
+      convolutional feature map [b, c, h, w] that the logits are computed from (Grad-CAM's map),
+      or None. ``forward(x)`` is ``forward_features(x)[0]``. Use this package's :class:`ReLU`
+      (each ReLU its own module, not a functional call) so that Guided Backpropagation works.
+    - ``conv_layer``: the module whose output is that ``conv`` map (a forward hook on it sees the
+      very tensor), or None; Grad-CAM, e2KD and LE's Grad-CAM need it.
+    - ``stage_channels``: the channels of each of ``stages`` when they are conv maps, else None;
+      Hint, AT and FSP need it (and as many stages as the teacher's), IE-KD an even last entry.
+    - ``gap_fc`` (optional): the Linear layer, when ``conv`` feeds global average pooling and
+      then this layer directly: Grad-CAM then uses its closed form.
+
+    A method or explainer that needs what a model does not provide refuses it in one line naming
+    both (a ConfigError, before anything is written).
     """
 
     @property
