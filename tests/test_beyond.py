@@ -16,7 +16,9 @@ from introspect.provenance import of_run
 from introspect.registry import ConfigError
 from introspect.report import make_report
 from introspect.report.beyond import reliability_stems
-from introspect.report.claims import pair_scores, read_claims
+from introspect.analysis import pair_scores
+from introspect.provenance import tool_digest
+from introspect.report.claims import read_claims
 from introspect.report.results import EVALUATION_METRICS, dataset_digest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference"
@@ -64,7 +66,8 @@ def write_run(root: Path, run: pipeline.Run, ece: float) -> None:
     evaluation = {"checkpoint_sha256": "0" * 63 + "f" if run.id == STALE else digest, "nll": 10 * ece,
                   "ece": ece, "brier": 0.2, "deletion_auc": 0.3, "insertion_auc": 0.6, "infidelity": 1e-4,
                   "teacher_agreement": None, "similarity": similarity_with_ranks(),
-                  "classes": [str(k) for k in range(10)],
+                  "classes": [str(k) for k in range(10)], "code_sha256": tool_digest("evaluate"),
+                  **pair_scores(similarity_with_ranks(), [str(k) for k in range(10)]),
                   "reliability": {"count": count, "confidence_sum": [9.0 * (c > 0) for c in count],
                                   "correct_sum": [8.0 * (c > 0) for c in count]}}
     (d / "evaluation.json").write_text(json.dumps(evaluation))
@@ -110,13 +113,18 @@ def test_beyond_page_tables_figures_and_verdicts(report):
     for stem in reliability_stems(plan):
         assert f"]({stem}.png)" in page and (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
     # B1: LE's ECE (0.03) below CE's (0.11), three seeds each: supported; B7 names e2kd, not in this config
+    # synthetic stands in for CIFAR10 at 3 epochs: a rehearsal, said in the row with its evidence
     b1 = next(line for line in page.splitlines() if line.startswith("| B1 | ece |"))
-    assert b1.endswith("| supported |")
-    assert next(line for line in page.splitlines() if line.startswith("| B7 |")).endswith("| not run in this config |")
+    assert "| supported (rehearsal) | cifar10/resnet8 rehearsal; not run: cifar10/resnet14, mnist/mlp1024 |" in b1
+    assert "synthetic stands in for cifar10; 3 seeds a side; not the paper's recipe: epochs 3 (paper 160)" in b1
+    assert "| not run in this config |" in next(line for line in page.splitlines() if line.startswith("| B7 |"))
+    detail = next(line for line in page.splitlines() if line.startswith("| B1 | cifar10 |"))
+    assert "| -0.0800 [-0.1027, -0.0573] | 3, 3 |" in detail  # a − b and its Welch 95 % interval
     claims = (out / "claims.md").read_text()
-    assert "## B1 (calibration): supported" in claims and "Metric: `ece` per seed." in claims
+    assert "## B1 (calibration): supported (rehearsal)" in claims and "Metric: `ece` per seed." in claims
     index = (out / "index.md").read_text()
-    assert "](beyond.md)" in index and re.search(r"\| B1 \| calibration \| supported \|", index)
+    assert index.startswith("# Report (a rehearsal: no verdict here is decided")
+    assert "](beyond.md)" in index and re.search(r"\| B1 \| calibration \| supported \(rehearsal\) \|", index)
 
 
 def test_every_beyond_claim_names_a_known_metric(tmp_path):

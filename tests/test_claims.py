@@ -51,23 +51,35 @@ def test_t_closed_forms_are_right():
     assert t2_cdf(2.919986) == pytest.approx(0.95, abs=1e-6) and t4_cdf(2.131847) == pytest.approx(0.95, abs=1e-6)
 
 
-def test_clearly_equivalent_is_supported():
+def test_competitive_is_the_non_inferiority_test():
     # a = BASE, b = BASE + 0.1: Δ = -0.1, margin 0.5.
-    # TOST lower (Δ > -0.5): t = 0.4 / 0.163299 = sqrt(6) = 2.449490, p = 1 - F4(2.449490) = 0.035242
-    # TOST upper (Δ < 0.5): t = -0.6 / 0.163299 = -sqrt(13.5) = -3.674235, p = F4(-3.674235) = 0.010656
-    # TOST p = max = 0.035242 < 0.05; superiority (Δ > 0): t = -0.612372, p = 0.713 -> p support 0.035242
+    # non-inferiority (Δ > -0.5): t = 0.4 / 0.163299 = sqrt(6) = 2.449490, p = 1 - F4(2.449490) = 0.035242
     # against (Δ < -0.5): t = sqrt(6), p = F4(sqrt 6) = 0.964758
     t = comparison(BASE, ">=", shifted(0.1), margin=0.5)
     support, against = t.pvalues
     assert support == pytest.approx(1 - t4_cdf(math.sqrt(6))) == pytest.approx(0.035242, abs=1e-6)
-    assert claims_mod.tost(BASE, shifted(0.1), 0.5) == pytest.approx(0.035242, abs=1e-6)
     assert against == pytest.approx(0.964758, abs=1e-6)
     assert decided([t]).verdict == "supported" and t.verdict == "supported"
+    assert t.test == "non-inferiority Δ > −0.5 (Welch, one-sided)"
+
+
+def test_non_inferiority_is_never_weaker_than_the_old_tost_or_superiority_rule():
+    # The review's case, Δ = +0.2, margin 0.5, BASE's spread: non-inferiority t = 0.7 / 0.163299 = 4.286607,
+    # p = 1 - F4(4.286607) = 0.006390. The old p support, min(TOST, superiority): TOST's upper test
+    # (Δ < 0.5) t = -0.3 / 0.163299 = -1.837117, p = F4(-1.837117) = 0.070035 (its lower one is the
+    # non-inferiority p), so TOST = 0.070035; superiority t = 1.224745, p = 0.143842: the old rule gave
+    # 0.070035 (inconclusive), the question's own test gives 0.006390 (supported).
+    t = comparison(shifted(0.2), ">=", BASE, margin=0.5)
+    assert t.pvalues[0] == pytest.approx(1 - t4_cdf(0.7 / 0.2 / math.sqrt(2 / 3)), abs=1e-9)
+    assert t.pvalues[0] == pytest.approx(0.006390, abs=1e-6)
+    old = min(max(1 - t4_cdf(0.7 / 0.163299), t4_cdf(-0.3 / 0.163299)), 1 - t4_cdf(0.2 / 0.163299))
+    assert old == pytest.approx(0.070035, abs=1e-5) and t.pvalues[0] < old
+    assert decided([t]).verdict == "supported"
 
 
 def test_far_worse_is_not_supported():
     # a 10 points below b, margin 0.5: against (Δ < -0.5): t = (-10 + 0.5) / 0.163299 = -58.17,
-    # p = F4(-58.17) = 1 - F4(58.17) ≈ 2.6e-7 < 0.05; TOST and superiority p are ≈ 1
+    # p = F4(-58.17) = 1 - F4(58.17) ≈ 2.6e-7 < 0.05; non-inferiority p ≈ 1
     t = comparison(shifted(-10), ">=", BASE, margin=0.5)
     support, against = t.pvalues
     assert against == pytest.approx(1 - t4_cdf(9.5 / 0.2 / math.sqrt(2 / 3)), rel=1e-3) and against < 1e-6
@@ -77,12 +89,10 @@ def test_far_worse_is_not_supported():
     assert decided([comparison(shifted(-10), ">", BASE)]).verdict == "not supported"
 
 
-def test_far_better_is_competitive_through_superiority():
-    # Δ = +10: TOST's upper test (Δ < 0.5) fails (p ≈ 1), superiority (Δ > 0) holds:
-    # t = 10 / 0.163299 = 61.24, p = 1 - F4(61.24) ≈ 2.1e-7
+def test_far_better_is_competitive():
+    # Δ = +10: non-inferiority t = 10.5 / 0.163299 = 64.30, p = 1 - F4(64.30) ≈ 1.7e-7
     t = comparison(shifted(10), ">=", BASE, margin=0.5)
-    assert claims_mod.tost(shifted(10), BASE, 0.5) > 0.99
-    assert t.pvalues[0] == pytest.approx(1 - t4_cdf(10 / 0.2 / math.sqrt(2 / 3)), rel=1e-3)
+    assert t.pvalues[0] == pytest.approx(1 - t4_cdf(10.5 / 0.2 / math.sqrt(2 / 3)), rel=1e-3)
     assert decided([t]).verdict == "supported"
 
 
@@ -91,9 +101,9 @@ def test_c6_like_two_seeds_no_difference_is_inconclusive():
     # variances 0.08, SE = 0.282843, df = 2, Δ = -0.3, margin 0.5.
     # The old rule (two-sided Welch, supported unless significantly worse): t = -1.060660,
     # p = 2 (1 - F2(1.060660)) = 2 (1 - (0.5 + 1.060660 / 3.535534)) = 2 (0.2) = 0.4 -> "supported".
-    # Now: TOST lower (Δ > -0.5): t = 0.2 / 0.282843 = 0.707107, p = 1 - F2(0.707107)
-    #   = 0.5 - 0.707107 / (2 sqrt 2.5) = 0.5 - 0.223607 = 0.276393; superiority p = F2(1.060660) = 0.8
-    # -> p support 0.276393; against (Δ < -0.5): p = F2(0.707107) = 0.723607: neither below 0.05.
+    # Now: non-inferiority (Δ > -0.5): t = 0.2 / 0.282843 = 0.707107, p = 1 - F2(0.707107)
+    #   = 0.5 - 0.707107 / (2 sqrt 2.5) = 0.5 - 0.223607 = 0.276393;
+    # against (Δ < -0.5): p = F2(0.707107) = 0.723607: neither below 0.05.
     a, b = [88.4, 88.8], [88.7, 89.1]
     t = comparison(a, ">=", b, margin=0.5)
     support, against = t.pvalues
@@ -115,7 +125,7 @@ def test_no_test_possible_is_inconclusive():
         line = decided([t])
         assert line.verdict == "inconclusive" and "no variance" in line.note
     # the same means (90 vs 90.1) under a huge variance on one side: a = [80, 100, 90], variance 100,
-    # SE = sqrt(100/3 + 0.04/3) = 5.7747; TOST lower t = 0.4 / 5.7747 = 0.069, p ≈ 0.47: inconclusive
+    # SE = sqrt(100/3 + 0.04/3) = 5.7747; non-inferiority t = 0.4 / 5.7747 = 0.069, p ≈ 0.47: inconclusive
     t = comparison([80.0, 100.0, 90.0], ">=", shifted(0.1), margin=0.5)
     assert 0.4 < t.pvalues[0] < 0.5 and 0.5 < t.pvalues[1] < 0.6
     assert decided([t]).verdict == "inconclusive"
@@ -147,22 +157,29 @@ def test_holm_adjusted_pvalues():
     assert claims_mod.holm([]) == []
 
 
-def test_several_comparisons_combine_after_holm():
+def three() -> list[claims_mod.Test]:
+    return [comparison(shifted(1.0), ">", BASE), comparison(shifted(0.4), ">", BASE), comparison(shifted(0.4), ">", BASE)]
+
+
+def test_all_is_an_intersection_union_test_and_any_most_are_holm_corrected():
     # Three "better" comparisons at one model, raw support p (hand values above):
     # Δ = 1: t = 1 / 0.163299 = sqrt(37.5) = 6.123724, p = 1 - F4(6.123724) = 0.001801;
-    # Δ = 0.4 twice: p = 0.035242 each. Each alone is below 0.05, but Holm gives
-    # 0.001801 * 3 = 0.005403, 0.035242 * 2 = 0.070484, max(0.070484, 0.035242) = 0.070484.
-    tests = [comparison(shifted(1.0), ">", BASE), comparison(shifted(0.4), ">", BASE), comparison(shifted(0.4), ">", BASE)]
+    # Δ = 0.4 twice: p = 0.035242 each.
+    tests = three()
     assert tests[0].pvalues[0] == pytest.approx(1 - t4_cdf(math.sqrt(37.5))) == pytest.approx(0.001801, abs=1e-6)
+    # all: the claim holds only if all three do (intersection-union): each at 0.05, no correction -> supported
     line = decided(tests, "all")
-    assert [t.p_support_holm for t in tests] == pytest.approx([0.005403, 0.070484, 0.070484], abs=1e-6)
-    assert [t.verdict for t in tests] == ["supported", "inconclusive", "inconclusive"]
-    assert line.verdict == "inconclusive"  # all: 1 of 3 holds
-    fresh = [comparison(shifted(1.0), ">", BASE), comparison(shifted(0.4), ">", BASE), comparison(shifted(0.4), ">", BASE)]
-    assert decided(fresh, "any").verdict == "supported"  # any: 1 of 3 is enough
-    fresh = [comparison(shifted(1.0), ">", BASE), comparison(shifted(0.4), ">", BASE), comparison(shifted(0.4), ">", BASE)]
-    assert decided(fresh, "most").verdict == "inconclusive"  # most: 2 of 3 needed
-    # one comparison significantly the other way: all cannot hold -> not supported
+    assert [t.p_support_adj for t in tests] == pytest.approx([0.001801, 0.035242, 0.035242], abs=1e-6)
+    assert {t.support_correction for t in tests} == {claims_mod.IUT}
+    assert [t.verdict for t in tests] == ["supported"] * 3 and line.verdict == "supported"
+    # most and any: Holm gives 0.001801 * 3 = 0.005403, 0.035242 * 2 = 0.070484, max(0.070484, 0.035242)
+    fresh = three()
+    assert decided(fresh, "most").verdict == "inconclusive"  # most: 2 of 3 needed, 1 holds
+    assert [t.p_support_adj for t in fresh] == pytest.approx([0.005403, 0.070484, 0.070484], abs=1e-6)
+    assert {t.support_correction for t in fresh} == {claims_mod.HOLM}
+    assert decided(three(), "any").verdict == "supported"  # any: 1 of 3 is enough
+    # one comparison significantly the other way: all cannot hold -> not supported (Holm on the against
+    # side: 2.6e-7 * 2, still far below 0.05)
     mixed = [comparison(shifted(1.0), ">", BASE), comparison(shifted(-10), ">", BASE)]
     assert decided(mixed, "all").verdict == "not supported"
     # ... while "any" still holds through the first (Holm: 0.001801 * 2 = 0.003602)
@@ -170,13 +187,41 @@ def test_several_comparisons_combine_after_holm():
     assert decided(mixed, "any").verdict == "supported"
 
 
-def test_holm_spans_every_model_of_a_claim():
-    # the same Δ = 0.4 comparison at two models: p 0.035242 each, Holm 0.070484 each -> both inconclusive
+def test_the_against_side_is_holm_corrected_over_every_model_of_a_claim():
+    # Δ = +0.4 at two models: support p 0.035242 each, an intersection-union test: both supported
     lines = [claims_mod.Line("X", "cifar10", "synthetic", m, [comparison(shifted(0.4), ">", BASE)])
              for m in ("resnet8", "resnet14")]
     claims_mod.decide(lines, "all")
-    assert [ln.tests[0].p_support_holm for ln in lines] == pytest.approx([0.070484] * 2, abs=1e-6)
+    assert [ln.tests[0].p_support_adj for ln in lines] == pytest.approx([0.035242] * 2, abs=1e-6)
+    assert claims_mod.claim_verdict(lines) == "supported"
+    # Δ = -0.4 at two models: against p 0.035242 each, Holm 0.070484 each -> both inconclusive
+    lines = [claims_mod.Line("X", "cifar10", "synthetic", m, [comparison(shifted(-0.4), ">", BASE)])
+             for m in ("resnet8", "resnet14")]
+    claims_mod.decide(lines, "all")
+    assert [ln.tests[0].p_against_adj for ln in lines] == pytest.approx([0.070484] * 2, abs=1e-6)
     assert [ln.verdict for ln in lines] == ["inconclusive"] * 2 and claims_mod.claim_verdict(lines) == "inconclusive"
+
+
+def test_each_comparison_has_its_interval_and_an_inconclusive_one_its_seeds():
+    # Δ = +0.1 over BASE: inconclusive (p = 0.286696). Interval: 0.1 ± t_{0.975, 4} SE = 0.1 ± 2.776445 x 0.163299
+    # = [-0.353391, 0.553391]. Seeds for 80 % power at Δ 0.1, pooled std 0.2 (d = 0.5): stats.seeds_needed (test_stats)
+    t = comparison(shifted(0.1), ">", BASE)
+    decided([t])
+    assert t.verdict == "inconclusive"
+    assert t.interval == pytest.approx((0.1 - 2.776445 * 0.163299, 0.1 + 2.776445 * 0.163299), abs=1e-5)
+    from introspect.report import stats
+    assert t.seeds_needed == stats.seeds_needed(0.1, 0.2, LEVEL) == 51
+    t.seconds = (10.0, 20.0)  # 48 more seeds of each side: 48 x 30 s
+    assert t.extra_seconds(t.seeds_needed) == pytest.approx(48 * 30.0)
+    assert t.plan_text.startswith("51 seeds per side (+24 min)")
+    # a comparison whose Δ points the other way gets no seed count
+    w = comparison(shifted(-0.1), ">", BASE)
+    decided([w])
+    assert w.verdict == "inconclusive" and w.seeds_needed is None and w.other_way
+    assert "points the other way" in w.plan_text
+    # the paper's Δ (+0.5, pooled std 0.3) plans too: d = 1.67
+    t.paper = (0.5, 0.3)
+    assert t.seeds_needed_paper == stats.seeds_needed(0.5, 0.3, LEVEL) and "at the paper's Δ +0.50:" in t.plan_text
 
 
 def test_combine_rule_counts():

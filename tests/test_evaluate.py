@@ -10,6 +10,7 @@ from introspect.cli import main
 from introspect.evaluate import (N_BINS, agreement, brier_score, calibration, deletion_insertion, infidelity,
                                  reliability)
 from introspect.models.layers import Net
+from introspect.provenance import tool_digest
 
 # Five samples, three classes: (probabilities, label). Top-1 confidences 0.9, 0.8, 0.5, 0.45, 0.85 fall in
 # the 15 equal-width bins 13, 12, 7, 6 and 12; correct: yes, no, yes, no, yes.
@@ -61,14 +62,60 @@ class SumLogit(nn.Module):
 
 def test_deletion_and_insertion_areas_by_hand():
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # one image, one channel, 2x2
-    sigmoid = lambda s: 1 / (1 + math.exp(-s))  # noqa: E731
-    # saliency = the pixel itself: removed / added in the order 4, 3, 2, 1, a quarter of the pixels per step
-    deleted = [sigmoid(s) for s in (10, 6, 3, 1, 0)]
-    inserted = [sigmoid(s) for s in (0, 4, 7, 9, 10)]
+    # saliency = the pixel itself: removed / added in the order 4, 3, 2, 1, a quarter of the pixels per step.
+    # The logits are [s, 0]: class 0's margin is s, 10 on the clean image, so each point is s / 10
+    deleted = [s / 10 for s in (10, 6, 3, 1, 0)]
+    inserted = [s / 10 for s in (0, 4, 7, 9, 10)]
     trapezoid = lambda ys: sum((a + b) / 2 * 0.25 for a, b in zip(ys, ys[1:]))  # noqa: E731
     deletion, insertion = deletion_insertion(SumLogit(), x, x[:, 0], torch.tensor([0]), steps=4, baseline=0.0)
-    assert deletion.item() == pytest.approx(trapezoid(deleted), rel=1e-6)
-    assert insertion.item() == pytest.approx(trapezoid(inserted), rel=1e-6)
+    assert deletion.item() == pytest.approx(trapezoid(deleted), rel=1e-6)  # 0.3
+    assert insertion.item() == pytest.approx(trapezoid(inserted), rel=1e-6)  # 0.6
+    # a baseline of -3 turns the margin negative (class 1 leads): sums 10, 3, -3, -8, -12, the last
+    # relative margin -1.2 clipped to -1
+    deletion, _ = deletion_insertion(SumLogit(), x, x[:, 0], torch.tensor([0]), steps=4, baseline=-3.0)
+    assert deletion.item() == pytest.approx(trapezoid([1.0, 0.3, -0.3, -0.8, -1.0]), rel=1e-6)
+
+
+class Tempered(nn.Module):
+    """The same model with its logits divided by a temperature: the same predictions and saliency ranking."""
+
+    def __init__(self, model, temperature):
+        super().__init__()
+        self.model, self.temperature = model, temperature
+
+    def forward(self, x):
+        return self.model(x) / self.temperature
+
+
+def probability_areas(model, x, saliency, classes, steps):
+    """The previous definition (RISE's): the areas under the predicted class's softmax probability."""
+    b, _, h, w = x.shape
+    order = saliency.flatten(1).argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w).expand(b, -1))
+    curves = []
+    with torch.no_grad():
+        for step in range(steps + 1):
+            top = (rank < round(step * h * w / steps)).view(b, 1, h, w)
+            probs = model(torch.where(top, torch.zeros_like(x), x)).softmax(1)
+            curves.append(probs[torch.arange(b), classes])
+    return torch.trapezoid(torch.stack(curves, -1), dx=1.0 / steps, dim=-1)
+
+
+def test_a_model_and_its_temperature_scaled_twin_get_the_same_faithfulness():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    x = torch.randn(16, 1, 8, 8)
+    classes = model(x).argmax(1)
+    saliency = torch.rand(16, 8, 8)
+    deletion, insertion = deletion_insertion(model, x, saliency, classes, steps=8)
+    old = probability_areas(model, x, saliency, classes, steps=8)
+    for temperature in (0.5, 2.0, 4.0):
+        twin = Tempered(model, temperature)
+        assert torch.equal(twin(x).argmax(1), classes)
+        d, i = deletion_insertion(twin, x, saliency, classes, steps=8)
+        assert torch.allclose(d, deletion, atol=1e-6) and torch.allclose(i, insertion, atol=1e-6)
+        # the test can fail: the probability curves of the old definition change with the temperature
+        assert (probability_areas(twin, x, saliency, classes, steps=8) - old).abs().mean() > 0.01
 
 
 def test_infidelity_of_the_exact_gradient_of_a_linear_model_is_zero():
@@ -113,7 +160,8 @@ def test_teacher_agreement_cosine_by_hand():
 
 KEYS = {"run", "checkpoint_sha256", "test_images", "nll", "ece", "brier", "reliability", "deletion_auc",
         "insertion_auc", "infidelity", "teacher_agreement", "similarity", "images", "explainer", "classes", "steps",
-        "baseline", "infidelity_noise_std", "infidelity_perturbations", "teacher", "teacher_checkpoint_sha256"}
+        "baseline", "infidelity_noise_std", "infidelity_perturbations", "teacher", "teacher_checkpoint_sha256",
+        "code_sha256", "pair_rank", "pairs_close"}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +185,8 @@ def test_introspect_evaluate_writes_every_key(teacher_run, kd_student, tmp_path,
     assert len(teacher["similarity"]) == len(teacher["classes"]) == 10
     assert sum(teacher["reliability"]["count"]) == teacher["test_images"]
     assert 0 <= teacher["ece"] <= 1 and 0 <= teacher["brier"] <= 2 and teacher["nll"] > 0
-    assert 0 <= teacher["deletion_auc"] <= 1 and 0 <= teacher["insertion_auc"] <= 1
+    assert -1 <= teacher["deletion_auc"] <= 1 and -1 <= teacher["insertion_auc"] <= 1
+    assert teacher["code_sha256"] == tool_digest("evaluate")
 
     # a student of another architecture (cnn6 from resnet8): agreement with its teacher, written in its run folder
     assert main(["evaluate", "--run", str(kd_student), "--images", "40"]) == 0

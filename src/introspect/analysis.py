@@ -7,11 +7,16 @@ saves, as one torch file:
 - ``images`` [n, C, H, W] in [0, 1], ``labels`` [n], ``predictions`` [n], ``maps`` [n, c, *map] and
   ``cos`` [n, c] (each class map's similarity to the ground-truth map) for the first n test images,
   one per class where possible (Figure 1);
-- ``classes``, ``explainer``, ``run``.
+- ``classes``, ``explainer``, ``run``, and ``code_sha256``: the digest of the code that computed it
+  (:func:`introspect.provenance.tool_digest`; a reader ignores a file whose digest is not today's).
+
+Figure 2's structure, used both by ``introspect evaluate`` (each run's pair scores) and by the report
+(claim C10), is ranked here once: :func:`check_pairs` and :func:`pair_scores`.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,7 +26,56 @@ from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, cosine_to_class
 from .fileio import save_torch
 from .methods.runs import build
+from .provenance import tool_digest
 from .train import pick_device
+
+# C10's text: the class pairs Figure 2 should put close, per paper dataset.
+FIGURE2_PAIRS = {"cifar10": [("truck", "automobile"), ("dog", "cat")],
+                 "mnist": [("0", "6"), ("1", "7"), ("3", "5"), ("4", "9")]}
+TOP = 3  # C10: a pair passes when each class ranks in the top 3 of the other's row
+
+
+def rank_in_row(sim, i: int, j: int) -> int:
+    """Rank (1 = most similar) of class j in class i's row, the diagonal left out."""
+    return 1 + sum(1 for k in range(len(sim)) if k not in (i, j) and sim[i][k] > sim[i][j])
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    pair: tuple[str, str]
+    ranks: tuple[int, int] | None  # (rank of b in a's row, rank of a in b's row); None if not applicable
+
+    @property
+    def passes(self) -> bool:
+        return self.ranks is not None and max(self.ranks) <= TOP
+
+
+def check_pairs(similarity, classes: list[str], pairs: list[tuple[str, str]]) -> list[PairCheck]:
+    """Each pair's two ranks in the class-by-class ``similarity`` (a pair whose classes are not all in
+    ``classes`` gets ranks None)."""
+    sim = [[float(v) for v in row] for row in (similarity.tolist() if hasattr(similarity, "tolist") else similarity)]
+    index = {str(c): k for k, c in enumerate(classes)}
+    out = []
+    for a, b in pairs:
+        if a in index and b in index:
+            i, j = index[a], index[b]
+            out.append(PairCheck((a, b), (rank_in_row(sim, i, j), rank_in_row(sim, j, i))))
+        else:
+            out.append(PairCheck((a, b), None))
+    return out
+
+
+def pair_scores(similarity, classes: list[str], pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> dict:
+    """Figure 2's structure in one similarity matrix, over every known-similar pair (of any paper
+    dataset) whose two classes it has: ``pair_rank``, the mean of the pair's two ranks
+    (:func:`check_pairs`; 1 is closest), and ``pairs_close``, the share (%) of pairs that pass C10's
+    top-3 check. Both None when no pair applies."""
+    checks = [c for c in check_pairs(similarity, [str(c) for c in classes], [p for ps in pairs.values() for p in ps])
+              if c.ranks is not None]
+    if not checks:
+        return {"pair_rank": None, "pairs_close": None}
+    return {"pair_rank": sum(sum(c.ranks) / 2 for c in checks) / len(checks),
+            "pairs_close": 100.0 * sum(c.passes for c in checks) / len(checks)}
 
 
 def load_run(run: Path, device: torch.device):
@@ -72,6 +126,7 @@ def explain_run(run: Path, out: Path, explainer: str | None = None, examples: in
         "predictions": torch.tensor([e["pred"] for e in ex_list]),
         "maps": torch.stack([e["maps"] for e in ex_list]).cpu(),
         "cos": torch.stack([e["cos"] for e in ex_list]).cpu(),
+        "code_sha256": tool_digest("analysis"),
     }
     save_torch(result, out)
     return result

@@ -11,16 +11,22 @@
   paper) so every method of a table is measured with the same one:
 
   - faithfulness of the map of the predicted class: the areas under the deletion and insertion curves
-    (Petsiuk et al. 2018, RISE, Sec. 4.1: :func:`deletion_insertion`) and Captum's infidelity
+    (Petsiuk et al. 2018, RISE, Sec. 4.1), read on the predicted class's logit margin relative to the
+    clean image's, so that they measure the map and not the model's confidence (:func:`deletion_insertion`),
+    and Captum's infidelity
     (Yeh et al. 2019; ``captum.metrics.infidelity``, Gaussian perturbations, optimally rescaled
     attributions);
   - for a student (``method.teacher``): the cosine between its Grad-CAM and its teacher's for the
     teacher's top-1 class (the agreement e2KD trains for, Parchami-Araghi et al. 2024);
   - the class-by-class explanation similarity averaged over the subset (the paper's Figure 2), from
-    which the report checks whether known-similar classes rank close (claim C10's test).
+    which the report checks whether known-similar classes rank close (claim C10's test), and its pair
+    scores (:func:`introspect.analysis.pair_scores`).
 
-``checkpoint_sha256`` records which checkpoint was evaluated: the report ignores an evaluation.json
-whose run was retrained since.
+``checkpoint_sha256`` records which checkpoint was evaluated and ``code_sha256`` the code that evaluated
+it (:func:`introspect.provenance.tool_digest`: this module, every module of the package it imports,
+and the versions of torch, captum and torchmetrics): the report ignores an evaluation.json whose run
+was retrained since or whose code changed, and the workflow's evaluate job has the digest as a param,
+so it runs again.
 """
 from __future__ import annotations
 
@@ -30,11 +36,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .analysis import load_run
+from .analysis import load_run, pair_scores
 from .data import load_prepared, loader
 from .explain import build_explainer, class_similarity, gradcam_of_class
 from .fileio import save_json
-from .provenance import checkpoint_digest
+from .provenance import checkpoint_digest, tool_digest
 from .train import pick_device
 
 NAME = "evaluation.json"
@@ -112,30 +118,50 @@ def to_image(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def margin_of(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """The logit margin [b] of ``classes``: logit_c − max over k ≠ c of logit_k (> 0 where c is the top-1)."""
+    rows = torch.arange(len(classes), device=logits.device)
+    own = logits[rows, classes]
+    return own - logits.scatter(1, classes[:, None], float("-inf")).max(1).values
+
+
 def deletion_insertion(model, x: torch.Tensor, saliency: torch.Tensor, classes: torch.Tensor,
                        steps: int = STEPS, baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Areas under the deletion and insertion curves [b] (Petsiuk et al. 2018).
+    """Areas under the deletion and insertion curves [b] (Petsiuk et al. 2018, RISE, Sec. 4.1), read on
+    the relative logit margin so that they do not measure confidence.
 
     Pixels (every channel of a position together) are ranked by ``saliency`` [b, H, W], highest first
     (ties in index order). Deletion sets the top fraction f of them to ``baseline``; insertion starts
-    from an all-``baseline`` image and puts back the top fraction f. Each curve is the softmax
-    probability of ``classes`` at f = 0, 1/steps, ..., 1; its area (trapezoidal rule over f in [0, 1])
-    is the score: a faithful map gives a low deletion and a high insertion area.
+    from an all-``baseline`` image and puts back the top fraction f. With m(x) = z_c(x) − max_{k≠c} z_k(x)
+    the logit margin of the predicted class c (:func:`margin_of`; m(x) > 0 on the clean image x), each
+    curve is
+
+        g(f) = clip(m(x_f) / m(x), −1, 1)
+
+    at f = 0, 1/steps, ..., 1: 1 is the clean image's lead of c over the runner-up, 0 a tie, −1 another
+    class leading by as much; its area (trapezoidal rule over f in [0, 1], within [−1, 1]) is the
+    score: a faithful map gives a low deletion and a high insertion area. Dividing the logits by a
+    temperature T > 0 divides every margin by T, so g, and both areas, do not change: a model and
+    its temperature-scaled twin (the same predictions and the same ranking) score the same, which
+    the softmax probability of c that RISE reads does not (a less confident model would look more
+    faithful by deletion). The clip bounds an image whose clean margin is tiny (a near tie) to the
+    same weight as any other. An image whose clean margin is 0 (an exact tie) counts as 0.
     """
     b, _, h, w = x.shape
     order = saliency.flatten(1).argsort(dim=1, descending=True, stable=True)
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w, device=x.device).expand(b, -1))
-    rows = torch.arange(b, device=x.device)
     curves = []
     with torch.no_grad():
+        clean = margin_of(model(x).double(), classes)
         for step in range(steps + 1):
             top = (rank < round(step * h * w / steps)).view(b, 1, h, w)
             deleted = torch.where(top, torch.full_like(x, baseline), x)
             inserted = torch.where(top, x, torch.full_like(x, baseline))
-            probs = model(torch.cat([deleted, inserted])).float().softmax(1)
-            curves.append(torch.stack([probs[:b][rows, classes], probs[b:][rows, classes]]))
+            margins = margin_of(model(torch.cat([deleted, inserted])).double(), classes.repeat(2)).view(2, b)
+            relative = torch.where(clean > 0, margins / clean.clamp_min(torch.finfo(clean.dtype).tiny), 0.0)
+            curves.append(relative.clamp(-1.0, 1.0))
     curve = torch.stack(curves, -1)  # [2, b, steps + 1]
-    area = torch.trapezoid(curve, dx=1.0 / steps, dim=-1)
+    area = torch.trapezoid(curve, dx=1.0 / steps, dim=-1).float()
     return area[0], area[1]
 
 
@@ -244,7 +270,8 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
     quality = explanation_quality(model, explainer, loader(subset, "test", BATCH, dev).batches(), teacher, steps,
                                   perturbations)
     result.update(quality)
-    result.update({"explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": steps,
+    result.update(pair_scores(quality["similarity"], data["classes"]))
+    result.update({"code_sha256": tool_digest("evaluate"), "explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": steps,
                    "baseline": BASELINE, "infidelity_noise_std": NOISE_STD, "infidelity_perturbations": perturbations,
                    "teacher": teacher_folder,
                    "teacher_checkpoint_sha256": checkpoint_digest(Path(teacher_folder)) if teacher_folder else None})

@@ -106,6 +106,33 @@ def code_digest(method: str, model: str, dataset: str | None = None) -> str:
     return h.hexdigest()
 
 
+# What a finished run's evaluation (introspect.evaluate) and explanations (introspect.analysis) are
+# computed with besides this package's code: their versions enter the digest of those files.
+TOOL_LIBRARIES = ("torch", "captum", "torchmetrics")
+
+
+@functools.lru_cache(maxsize=None)
+def tool_digest(module: str) -> str:
+    """SHA-256 of the code that computes a run's ``evaluation.json`` (``module="evaluate"``) or
+    ``explanations.pt`` (``"analysis"``): the module and every module of this package it imports,
+    transitively (:func:`module_closure`, each file as in :func:`code_digest`), and the versions of
+    :data:`TOOL_LIBRARIES`. The file records it; the workflow passes it as a param of the job that
+    writes the file, and the report ignores a file whose digest is not today's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in module_closure(importlib.import_module(f"{PACKAGE}.{module}")):
+        path = Path(importlib.import_module(name).__file__).resolve()
+        h.update(f"{path.relative_to(root).as_posix()}\0{_source_digest(path)}\n".encode())
+    for lib in TOOL_LIBRARIES:
+        try:
+            h.update(f"{lib}=={version(lib)}\n".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib} absent\n".encode())
+    return h.hexdigest()
+
+
 def checkpoint_digest(run: Path) -> str | None:
     """The SHA-256 of a finished run's final checkpoint (its checksum line; the whole file's hash
     for a checkpoint written before checksums), or None when there is no checkpoint."""

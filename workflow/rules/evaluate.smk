@@ -6,9 +6,13 @@
 # ~100 % to the run's time; one process added 11 % (40 s of 6.5 min; README, "Beyond accuracy"). At the
 # paper's scale a run evaluates in seconds on the GPU, against hours of training. Any retrained run
 # rewrites its receipt, so every run is evaluated again; the report also ignores an
-# evaluation.json older than its run's checkpoint.
+# evaluation.json older than its run's checkpoint. The digest of the evaluation code (introspect
+# evaluate's modules and the versions of torch, captum and torchmetrics: provenance.tool_digest) is a
+# param: an edit of that code, or an upgrade, reruns the job, and the report ignores an
+# evaluation.json written by other code.
 
 from introspect.evaluate import settings as evaluate_settings
+from introspect.provenance import tool_digest
 
 
 rule evaluate:
@@ -24,6 +28,7 @@ rule evaluate:
         # fewer images, curve points and perturbations at the quick scale (introspect.evaluate.SCALE_SETTINGS)
         options=" ".join(f"--{k} {v}" for k, v in evaluate_settings(PLAN.scale).items()),
         runs=" ".join(f"--run results/{run_id}" for run_id in sorted(PLAN.runs)),
+        code=tool_digest("evaluate"),
     threads: 1
     resources:
         gpu=1,

@@ -42,6 +42,8 @@ rule explain:
     params:
         # the paper's explainer for the dataset (params.yaml explanations.<dataset>.explainer), else the run's own
         explainer=lambda w: "--explainer {}".format(e) if (e := PLAN.explainer_of("{dataset}/{model}/{variant}/seed{seed}".format(**w))) else "",
+        # the code that computes explanations.pt (introspect.analysis, torch, captum): an edit reruns the job
+        code=provenance.tool_digest("analysis"),
     threads: 1
     resources:
         gpu=1,

@@ -154,20 +154,24 @@ def reliability_figure(table: Table, model: str, rows: list[Row], results: Resul
 
 
 def claims_markdown(evaluated: list[tuple[dict, list]]) -> str:
-    """The beyond-accuracy verdicts: a summary, then every comparison (claims.md's tests and legend)."""
-    summary = [[c["id"], c.get("metric", claims_mod.METRIC), c.get("text", ""), claims_mod.claim_verdict(ls)]
-               for c, ls in evaluated]
+    """The beyond-accuracy verdicts: a summary (decided or rehearsal, with the evidence), then every
+    comparison (claims.md's tests and legend)."""
+    summary = [[c["id"], c.get("metric", claims_mod.METRIC), c.get("text", ""), claims_mod.claim_cell(ls),
+                claims_mod.lines_text(ls), claims_mod.evidence_text(ls)] for c, ls in evaluated]
     rows = []
     for claim, lines in evaluated:
         for line in (ln for ln in lines if ln.verdict != claims_mod.NOT_RUN):
             for t in (t for t in line.tests if t.run):
                 rows.append([claim["id"], line.paper_dataset, line.dataset or fmt.DASH, line.model, f"{t.a} {t.op} {t.b}",
-                             fmt.num(t.a_stat.mean, 4), fmt.num(t.b_stat.mean, 4), f"{t.a_stat.n}, {t.b_stat.n}",
-                             f"{fmt.pvalue(t.pvalues[0])} ({fmt.pvalue(t.p_support_holm)})", t.verdict])
-    out = [fmt.markdown(["claim", "metric", "question", "verdict"], summary)]
+                             fmt.num(t.a_stat.mean, 4), fmt.num(t.b_stat.mean, 4), claims_mod.diff_cell(t, 4),
+                             f"{t.a_stat.n}, {t.b_stat.n}",
+                             f"{fmt.pvalue(t.pvalues[0])} ({fmt.pvalue(t.p_support_adj)})",
+                             claims_mod.shown(t.verdict, line.status), t.plan_text])
+    out = [fmt.markdown(["claim", "metric", "question", "verdict", "lines", "evidence"], summary)]
     if rows:
-        out.append(fmt.markdown(["claim", "paper dataset", "ours on", "model", "comparison", "mean a", "mean b", "n",
-                                 "p support (Holm)", "verdict"], rows))
+        out.append(fmt.markdown(["claim", "paper dataset", "ours on", "model", "comparison", "mean a", "mean b",
+                                 "a − b [95 % CI]", "n", "p support (adjusted)", "verdict", "to decide (80 % power)"],
+                                rows))
     return "\n".join(out)
 
 
@@ -179,24 +183,29 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
            "**calibration** on the whole test split: NLL (nats, torch `cross_entropy`), ECE (top-label, 15 "
            "equal-width bins, L1: torchmetrics `CalibrationError`), Brier score (sum over classes of (p − onehot)², "
            "mean over images). **Explanations** of the first test images (the same for every run; Grad-CAM on the "
-           "CNNs, Grad on the MLP, for every method alike), each for the predicted class: the areas under the "
-           "deletion and insertion curves (pixels removed / added in order of saliency, Grad-CAM upsampled to the "
-           "image, a removed pixel set to 0 after normalization, the dataset mean; the predicted class's "
-           "probability after each of k equal steps), Captum's infidelity (Gaussian perturbations of std 0.1, "
+           "CNNs, Grad on the MLP, for every method alike), each for the predicted class c: the areas under the "
+           "deletion and insertion curves (Petsiuk et al. 2018; pixels removed / added in order of saliency, "
+           "Grad-CAM upsampled to the image, a removed pixel set to 0 after normalization, the dataset mean), each "
+           "curve the logit margin m = z_c − max_{k≠c} z_k after each of k equal steps relative to the clean "
+           "image's, clip(m(x_f) / m(x), −1, 1): 1 is the clean image's lead, 0 a tie, so the areas (in [−1, 1]) do "
+           "not change when the logits are divided by a temperature, and measure the map, not the model's "
+           "confidence; Captum's infidelity (Gaussian perturbations of std 0.1, "
            "attributions optimally rescaled): 256 images, k = 16 and 10 perturbations per image by default, 64, 8 "
            "and 4 at the quick scale (each run's evaluation.json records its own), for a student the cosine of its Grad-CAM to its teacher's for the teacher's top-1 "
            "class (e2KD's agreement), and Figure 2's structure: the mean rank of each known-similar class pair "
            "(claim C10's pairs whose classes the dataset has) in the other's row of the run's averaged class "
-           "similarity (1 = closest), and the share of pairs in each other's top 3. The curves track raw "
-           "probabilities: a network that is less confident everywhere (e.g. a strong confidence penalty) has lower "
-           "deletion *and* insertion areas, so read the two together.\n"]
+           "similarity (1 = closest), and the share of pairs in each other's top 3. Every evaluation.json records the "
+           "digest of the code that computed it; one computed by other code (or other versions of torch, captum, "
+           "torchmetrics) is not current and is left out.\n"]
     if results.unevaluated:
         out.append(f"**{len(results.unevaluated)} of {len(results.runs)} current runs have no current evaluation** "
                    "(missing, or older than the run's checkpoint): left out of these tables. "
                    "`snakemake --cores all` evaluates them.\n")
     out += ["## Verdicts\n",
             "The project's own questions (workflow/reference/beyond_claims.yaml), decided by the tests of "
-            "[claims.md](claims.md) (one-sided Welch tests, Holm within a claim) on the metric each names.\n",
+            "[claims.md](claims.md) (one-sided Welch tests; intersection-union for `combine: all`, Holm on the "
+            "against side) on the metric each names. A verdict is decided only on real images of the paper's "
+            "dataset, with at least 3 seeds a side and the paper's recipe; every other one is marked (rehearsal).\n",
             claims_markdown(evaluated) if evaluated else "No beyond-accuracy claims in the reference folder.\n",
             "## Calibration\n"]
     for table in plan.tables:

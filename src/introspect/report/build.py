@@ -17,7 +17,6 @@ from . import claims as claims_mod
 from . import figures, fmt, tables
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
                       superseded_runs)
-from ..data import DATASETS
 from ..fileio import atomic_write, save_json
 from ..pipeline import Plan
 from ..plan import epochs_of
@@ -57,19 +56,11 @@ def completeness(plan: Plan, res: Results, missing_explanations: list[str]) -> s
     if not (res.missing or res.stale or missing_explanations):
         return f"**Complete and current**: all {len(plan.runs)} planned runs are present and current."
     parts = [f"{len(res.missing)} missing" if res.missing else "", f"{len(res.stale)} stale" if res.stale else "",
-             f"{len(missing_explanations)} explanation files missing" if missing_explanations else ""]
+             f"{len(missing_explanations)} explanation files missing or stale" if missing_explanations else ""]
     return (f"**Incomplete**: {len(res.runs)} of {len(plan.runs)} planned runs are present and current; "
             f"{', '.join(p for p in parts if p)}. Tables and verdicts leave out every run that is not current: "
             "see *Missing and stale* below. `snakemake --cores all --forcerun train` trains exactly those "
             "(a current run is left as it is).")
-
-
-MIN_SEEDS = 3  # fewer seeds per run: a scale only exercises its claims
-
-
-def real_data(table_dataset: str, paper_dataset: str) -> bool:
-    """Whether a table's data are the paper's dataset or real images of it (mnist5k for mnist)."""
-    return table_dataset == paper_dataset or DATASETS.get(table_dataset).real_subset_of == paper_dataset
 
 
 def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
@@ -81,27 +72,39 @@ def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
     return {d: sorted(e) for d, e in sorted(out.items())}
 
 
+def trained_explainer(run) -> str | None:
+    """The explainer an LE run trained with ("auto": its model's standard one); None for other methods."""
+    from ..config import resolve
+    from ..train import build
+
+    method = resolve(run.config)["method"]
+    explainer = method.get("explainer")
+    if explainer == "auto":
+        explainer = "gradcam" if build(resolve(run.config))[0].conv_layer is not None else "grad"
+    return explainer
+
+
+def all_rehearsals(evaluated: list) -> bool:
+    """Whether no verdict of the report is decided (every claim that ran is a rehearsal)."""
+    return not any(claims_mod.claim_status(lines) == claims_mod.DECIDED for _, lines in evaluated)
+
+
 def what_it_can_decide(plan: Plan, evaluated: list) -> str:
-    """The report's second claim: which verdicts this scale's data and seeds can decide (real data of
-    the paper's dataset, at least MIN_SEEDS seeds), which it only exercises, and which it does not run."""
+    """The report's second claim: which claims' lines this scale decides, which it only rehearses (a
+    stand-in dataset, fewer than MIN_SEEDS seeds, or not the paper's recipe), which it does not run."""
     stand_ins = sorted({(t.dataset, t.paper_dataset) for t in plan.tables if t.dataset != t.paper_dataset})
-    fake = [f"{d} for {p}" for d, p in stand_ins if not real_data(d, p)]
-    subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if real_data(d, p)]
-    decided, exercised, not_run = [], [], []
+    fake = [f"{d} for {p}" for d, p in stand_ins if not claims_mod.real_data(d, p)]
+    subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if claims_mod.real_data(d, p)]
+    decided, rehearsed, not_run = [], [], []
     for claim, lines in evaluated:
-        ran = sorted({(ln.paper_dataset, ln.dataset) for ln in lines
-                      if ln.dataset is not None and ln.verdict not in (claims_mod.NOT_RUN, claims_mod.NOT_APPLICABLE)})
-        real = [p for p, d in ran if real_data(d, p) and len(plan.seeds) >= MIN_SEEDS]
-        other = [p for p, _ in ran if p not in real]
+        ran = claims_mod.counted(lines)
         if not ran:
             not_run.append(claim["id"])
-        elif not other:
-            decided.append(claim["id"])
-        elif not real:
-            exercised.append(claim["id"])
-        else:  # decided on one dataset, exercised on another
-            decided.append(f"{claim['id']} ({', '.join(real)})")
-            exercised.append(f"{claim['id']} ({', '.join(other)})")
+            continue
+        for bucket, status in ((decided, claims_mod.DECIDED), (rehearsed, claims_mod.REHEARSAL)):
+            where = [ln.where for ln in ran if ln.status == status]
+            if where:
+                bucket.append(claim["id"] if len(where) == len(ran) else f"{claim['id']} ({', '.join(where)})")
     epochs = "; ".join(f"{d}: {', '.join(map(str, e))} epochs" for d, e in epochs_by_dataset(plan).items())
     notes = []
     if fake:
@@ -110,14 +113,15 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
     if subsets:
         notes.append(f"Real images of the paper's dataset, fewer of them ({'; '.join(subsets)}): no difference to "
                      "the paper's numbers either (another training and test set), but verdicts on what these "
-                     "images show.")
-    if len(plan.seeds) < MIN_SEEDS:
-        notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than {MIN_SEEDS}), "
-                     "no verdict is decided here: expect most to be inconclusive.")
-    notes.append(f"**What this scale can decide** ({len(plan.seeds)} seeds; {epochs}): "
-                 f"on real data, {', '.join(decided) or 'no claim'}; exercised only, on a stand-in dataset or too "
-                 f"few seeds, {', '.join(exercised) or 'no claim'}"
-                 + (f"; not run at this scale, {', '.join(not_run)}." if not_run else "."))
+                     "images show where the runs follow the paper's recipe.")
+    if len(plan.seeds) < claims_mod.MIN_SEEDS:
+        notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than "
+                     f"{claims_mod.MIN_SEEDS}), no verdict is decided here: expect most to be inconclusive.")
+    notes.append(f"**What this scale decides** ({len(plan.seeds)} seeds; {epochs}): decided (real data, "
+                 f"≥ {claims_mod.MIN_SEEDS} seeds a side, the paper's recipe), {', '.join(decided) or 'no claim'}; "
+                 f"rehearsed only, {', '.join(rehearsed) or 'no claim'}"
+                 + (f"; not run at this scale, {', '.join(not_run)}." if not_run else ".")
+                 + " Each verdict row says which, with its evidence.")
     return " ".join(notes)
 
 
@@ -138,7 +142,11 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
         return f"[{text or path}]({path})"
 
     mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
-    out = [f"# Report: {TITLE}\n",
+    first = (f"# Report (a rehearsal: no verdict here is decided, every one exercises the pipeline): {TITLE}\n"
+             if all_rehearsals(evaluated) else f"# Report: {TITLE}\n")
+    plans = [(c["id"], claims_mod.to_decide(ls)) for c, ls in evaluated
+             if claims_mod.claim_verdict(ls) == claims_mod.INCONCLUSIVE]
+    out = [first,
            completeness(plan, res, missing_explanations) + "\n",
            what_it_can_decide(plan, evaluated) + "\n",
            f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}.\n",
@@ -152,11 +160,21 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
             "explanation quality (deletion / insertion AUC, infidelity, agreement with the teacher, Figure 2's "
             "class pairs) of every run, with verdicts on the project's questions\n",
             "## Claims\n", f"{link('claims.md')} ({link('claims.csv', 'CSV')})\n",
-            fmt.markdown(["claim", "source", "verdict", f"under {other_protocol(plan.protocol)}"],
-                         [[c["id"], c.get("source", ""), claims_mod.claim_verdict(ls),
-                           claims_mod.protocol_cell(claims_mod.claim_verdict(ls), under_other.get(c["id"], fmt.DASH))]
-                          for c, ls in evaluated]),
-            "## Figures\n"]
+            fmt.markdown(["claim", "source", "verdict", f"under {other_protocol(plan.protocol)}", "lines",
+                          "evidence"],
+                         [[c["id"], c.get("source", ""), claims_mod.claim_cell(ls),
+                           claims_mod.protocol_cell(claims_mod.claim_verdict(ls), under_other.get(c["id"], fmt.DASH),
+                                                    claims_mod.claim_status(ls)),
+                           claims_mod.lines_text(ls), claims_mod.evidence_text(ls)]
+                          for c, ls in evaluated])]
+    if plans:
+        out.append("What would decide each inconclusive claim: per inconclusive comparison, the seeds per side for "
+                   "80 % power at the observed Δ and pooled std (and at the paper's), with the training they would "
+                   "add (see [claims.md](claims.md)):\n")
+        out += [f"- **{cid}**: " + ("; ".join(items) if items else "no comparison is inconclusive on its own")
+                for cid, items in plans]
+        out.append("")
+    out.append("## Figures\n")
     for stem in files["figures"]:
         name = Path(stem).name
         out.append(f"### {name}\n\n![{name}]({stem}.png)\n\n{link(f'{stem}.pdf', 'PDF')}\n")
@@ -169,7 +187,8 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
     if res.missing or res.stale or missing_explanations:
         out += [f"- missing: run `{r}`" for r in res.missing]
         out += [f"- stale: run `{r}` ({'; '.join(why)})" for r, why in sorted(res.stale.items())]
-        out += [f"- missing: explanations `{e}`" for e in missing_explanations]
+        out += [f"- missing: explanations `{e}` (absent, unreadable, or computed by other code than today's)"
+            for e in missing_explanations]
         out.append("")
     else:
         out.append(f"Nothing: all {len(plan.runs)} runs are present and current, with their explanation files.\n")
@@ -219,7 +238,7 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
         beyond_claims = claims_mod.read_claims(Path(reference) / "beyond_claims.yaml")
         claim_list += beyond_claims
         beyond_ids = {c["id"] for c in beyond_claims}
-    evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations)
+    evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations, paper)
     other = other_protocol(plan.protocol)  # the same claims from the other epoch protocol's test accuracy
     under_other = {c["id"]: claims_mod.claim_verdict(lines) for c, lines in
                    claims_mod.evaluate_all(claim_list, plan, Results(plan, results, other), explanations)}
@@ -232,7 +251,10 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     stems = []
     for paper_dataset, data in explanations.items():
         run = plan.explanations[paper_dataset]
-        title = f"{paper_dataset}: {run.id} ({'?' if data is None else data.get('explainer', '?')})"
+        title = figures.explanation_title(
+            paper_dataset, run.dataset, f"{run.model} {run.variant} seed {run.seed}",
+            plan.explainers.get(paper_dataset) or (data or {}).get("explainer"), trained_explainer(run),
+            claims_mod.real_data(run.dataset, paper_dataset))
         for name, draw in (("figure1", figures.figure1), ("figure2", figures.figure2)):
             stem = f"figures/{name}_{paper_dataset}"
             if data is None:

@@ -9,19 +9,20 @@ reported in test error is compared through accuracy = 100 − error; a claim tha
 of its value chosen on the validation split.
 
 Each comparison is a one-sided question about Δ = mean(a) − mean(b) (``<`` and ``<=`` swap the
-sides: ``a < b`` is asked as ``b > a``), answered by Welch's one-sided t-tests
-(scipy.stats.ttest_ind, equal_var=False), a sample shifted by the margin where one is used:
+sides: ``a < b`` is asked as ``b > a``), answered by Welch's one-sided t-tests (:mod:`.stats`):
 
 - ``>`` (better): p_support tests Δ > 0 (superiority), p_against tests Δ < 0;
 - ``>=`` ("competitive": not worse by more than the claim's ``margin`` m, in points of accuracy):
-  p_support is the smaller of the equivalence p (TOST: the larger p of Δ > −m and Δ < m) and the
-  superiority p (Δ > 0); p_against tests Δ < −m (worse by more than the margin).
+  p_support is the non-inferiority test of Δ > −m, p_against tests Δ < −m (worse by more than m).
 
-The p-values of all the run comparisons of a claim (every dataset and model it names) are corrected
-with Holm's step-down method (Holm 1979), p_support and p_against separately. A comparison is
-supported when its adjusted p_support < the plan's significance level, not supported when its
-adjusted p_against is, inconclusive otherwise, and always inconclusive when no test is possible
-(fewer than 2 seeds on a side, or no variance on either side).
+Multiplicity. A claim holds only if every one of its lines does, and a ``combine: all`` line only if
+every comparison does: on the support side such a claim is an intersection-union test (Berger 1982),
+at level α when each comparison is tested at α, with no correction. The support side of an ``any``
+or ``most`` claim, and the against side of every claim (one comparison significantly the wrong way
+suffices to reject), are Holm-corrected (Holm 1979) over all the run comparisons of the claim. A
+comparison is supported when its (adjusted) p_support < the plan's significance level, not supported
+when its adjusted p_against is, inconclusive otherwise, and always inconclusive when no test is
+possible (fewer than 2 seeds on a side, or no variance on either side).
 
 The k comparisons of a claim at one (dataset, model) combine by the claim's ``combine`` rule, which
 needs r of them: ``all`` (r = k), ``any`` (r = 1) or ``most`` (r = ⌊k/2⌋ + 1). The line is supported
@@ -30,11 +31,19 @@ can then hold), inconclusive otherwise; a comparison not run counts as neither. 
 at every dataset and model it names: not supported if any line is, supported if all run lines are,
 inconclusive otherwise. A claim whose labels have no row in this config is "not run in this config".
 C10 (Figure 2) is a rank check on the averaged class-by-class explanation similarity instead.
+
+Evidence. Every comparison carries the Welch 95 % confidence interval of Δ and, when inconclusive,
+the seeds per side that would give its test 80 % power at the observed Δ and pooled std (and, for a
+claim on test accuracy, at the paper's own Δ and std: workflow/reference/paper_tables.csv), with what
+the missing seeds would cost (:func:`introspect.plan.seconds_per_run`). A line is *decided* only when
+its runs are on the paper's dataset or real images of it, with at least MIN_SEEDS seeds on every side,
+trained with the paper's recipe for (paper dataset, model family) (epochs, batch size, optimizer:
+:func:`introspect.config.recipe`); otherwise it is a *rehearsal* (it exercises the pipeline), and its
+verdict says so. C10 needs MIN_SEEDS seeds of explanation data to be decided.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,24 +51,27 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import fmt
+from . import fmt, stats
 from .results import METRICS, Results, Stat
-from .tables import row_label
-from ..pipeline import Plan, Row, Table
+from .stats import holm, one_sided  # noqa: F401  (the verdicts' tests, importable from here)
+from .tables import Paper, row_label
+from ..analysis import FIGURE2_PAIRS, TOP, PairCheck, check_pairs, pair_scores, rank_in_row  # noqa: F401
+from ..config import recipe, resolve
+from ..data import DATASETS
+from ..pipeline import Plan, Row, Run, Table
 from ..registry import ConfigError
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 NOT_RUN, NOT_APPLICABLE, MISSING = "not run in this config", "not applicable at this scale", "missing"
+DECIDED, REHEARSAL = "decided", "rehearsal"
 OPS = {">": 1, ">=": 1, "<": -1, "<=": -1}  # the sign the difference a − b should have
 COMPETITIVE = (">=", "<=")  # "not worse by more than the margin"
 COMBINE = ("all", "any", "most")
 METRIC = "test_acc"
+MIN_SEEDS = 3  # seeds per side (and of explanation data, for C10) a decided verdict needs
+CONFIDENCE = 0.95  # of the interval of Δ
 # C4 and C7's note: "LE means le_gradcam on CIFAR10 and le_grad on MNIST".
 ALIASES = {"le": {"cifar10": "le_gradcam", "mnist": "le_grad"}}
-# C10's text: the class pairs Figure 2 should put close, per paper dataset.
-FIGURE2_PAIRS = {"cifar10": [("truck", "automobile"), ("dog", "cat")],
-                 "mnist": [("0", "6"), ("1", "7"), ("3", "5"), ("4", "9")]}
-TOP = 3  # C10: a pair passes when each class ranks in the top 3 of the other's row
 
 
 def read_claims(path: Path) -> list[dict]:
@@ -129,49 +141,12 @@ def places(where: dict) -> list[tuple[str, str]]:
     return [(d, m) for d, models in where.items() for m in models]
 
 
-def one_sided(x, y, alternative: str, shift: float = 0.0) -> float:
-    """p of Welch's one-sided t-test of mean(x) + shift − mean(y) > 0 (``greater``) or < 0 (``less``).
-
-    nan when no test is possible: fewer than 2 values on a side, or no variance on either side (the
-    t statistic would be infinite or undefined, whatever the difference).
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2 or len(y) < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
-        return math.nan
-    from scipy.stats import ttest_ind
-
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return float(ttest_ind(x + shift, y, equal_var=False, alternative=alternative).pvalue)
-
-
-def tost(x, y, margin: float) -> float:
-    """p of the two one-sided tests (TOST) that −margin < mean(x) − mean(y) < margin: the larger p."""
-    return max(one_sided(x, y, "greater", margin), one_sided(x, y, "less", -margin))
-
-
 def pvalues_of(x, y, competitive: bool, margin: float | None) -> tuple[float, float]:
-    """``(p_support, p_against)`` of "x better than y" (``>``) or "x competitive with y" (``>=``)."""
-    superiority = one_sided(x, y, "greater")
+    """``(p_support, p_against)`` of "x better than y" (``>``: Δ > 0 against Δ < 0) or "x competitive
+    with y" (``>=``: non-inferiority Δ > −m against Δ < −m)."""
     if not competitive:
-        return superiority, one_sided(x, y, "less")
-    return min(tost(x, y, margin), superiority), one_sided(x, y, "less", margin)
-
-
-def holm(pvalues) -> list[float]:
-    """Holm's step-down adjusted p-values (Holm 1979), in the given order.
-
-    The i-th smallest of the m p-values becomes max over j <= i of min(1, (m − j + 1) · p_(j)). nan
-    (no test possible) stays nan and is not counted in m: such a hypothesis is never rejected.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(p.shape, math.nan)
-    tested = np.flatnonzero(~np.isnan(p))
-    running = 0.0
-    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
-        running = max(running, min(1.0, (len(tested) - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
+        return one_sided(x, y, "greater"), one_sided(x, y, "less")
+    return stats.noninferiority(x, y, margin), one_sided(x, y, "less", margin)
 
 
 def verdict(p_support: float, p_against: float, level: float) -> str:
@@ -202,15 +177,24 @@ def combine(verdicts: list[str], rule: str = "all") -> str:
 
 def describe_test(op: str, margin: float | None) -> str:
     if op in COMPETITIVE:
-        return f"TOST ±{margin:g} or superiority (Welch, one-sided)"
+        return f"non-inferiority Δ > −{margin:g} (Welch, one-sided)"
     return "superiority (Welch, one-sided)"
+
+
+def real_data(dataset: str, paper_dataset: str) -> bool:
+    """Whether ``dataset`` is the paper's dataset or real images of it (mnist5k for mnist)."""
+    return dataset == paper_dataset or DATASETS.get(dataset).real_subset_of == paper_dataset
+
+
+IUT, HOLM = "none (intersection-union)", "Holm"
 
 
 @dataclass
 class Test:
     """One comparison ``a op b`` at one (dataset, model); labels name the chosen sweep value.
 
-    ``p_support_holm`` and ``p_against_holm`` are set once the claim's family is known (:func:`evaluate`).
+    ``p_support_adj`` and ``p_against_adj`` are set once the claim's family is known (:func:`decide`);
+    ``runs``, ``paper`` and ``seconds`` by :func:`evaluate` (the decided check and the seeds' cost).
     """
 
     a: str
@@ -220,8 +204,12 @@ class Test:
     b_stat: Stat | None
     level: float
     margin: float | None = None  # points of accuracy; >= and <= only
-    p_support_holm: float = math.nan
-    p_against_holm: float = math.nan
+    p_support_adj: float = math.nan
+    p_against_adj: float = math.nan
+    support_correction: str = HOLM
+    runs: tuple[Run, ...] = ()  # every planned run of both sides (their chosen sweep values)
+    paper: tuple[float, float] | None = None  # the paper's (mean a − mean b, pooled std), same units
+    seconds: tuple[float | None, float | None] = (None, None)  # one seed of a, of b, at this scale
 
     @property
     def run(self) -> bool:
@@ -245,7 +233,84 @@ class Test:
 
     @property
     def verdict(self) -> str:
-        return verdict(self.p_support_holm, self.p_against_holm, self.level) if self.run else NOT_RUN
+        return verdict(self.p_support_adj, self.p_against_adj, self.level) if self.run else NOT_RUN
+
+    @cached_property
+    def interval(self) -> tuple[float, float]:
+        """The Welch 95 % confidence interval of mean(a) − mean(b) (nan when no test is possible)."""
+        return stats.welch_interval(self.a_stat.values, self.b_stat.values, CONFIDENCE) if self.run else (math.nan, math.nan)
+
+    def effect(self, delta: float) -> float:
+        """How far a − b = ``delta`` lies on the support side of the null: Δ for ``>``, Δ + m for ``>=``
+        (the signs swapped for ``<`` and ``<=``)."""
+        return OPS[self.op] * delta + (self.margin or 0.0)
+
+    @property
+    def std(self) -> float:
+        return stats.pooled_std(self.a_stat.values, self.b_stat.values) if self.run else math.nan
+
+    @property
+    def other_way(self) -> bool:
+        """An inconclusive comparison whose observed Δ lies on the against side of its null."""
+        return self.verdict == INCONCLUSIVE and not fmt.missing(self.diff) and self.effect(self.diff) <= 0
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Seeds per side for 80 % power at the observed Δ and pooled std (inconclusive comparisons only)."""
+        if self.verdict != INCONCLUSIVE or self.other_way or fmt.missing(self.std):
+            return None
+        return stats.seeds_needed(self.effect(self.diff), self.std, self.level)
+
+    @property
+    def seeds_needed_paper(self) -> int | None:
+        """The same at the paper's Δ and pooled std (inconclusive comparisons of the paper's claims)."""
+        if self.verdict != INCONCLUSIVE or self.paper is None:
+            return None
+        return stats.seeds_needed(self.effect(self.paper[0]), self.paper[1], self.level)
+
+    def extra_seconds(self, n: int | None) -> float | None:
+        """What training ``n`` seeds per side would add, seeds already run aside (None: not estimated)."""
+        if n is None or not self.run:
+            return None
+        extra = [(max(0, n - st.n), sec) for st, sec in zip((self.a_stat, self.b_stat), self.seconds)]
+        if any(k and sec is None for k, sec in extra):
+            return None
+        return float(sum(k * sec for k, sec in extra if k))
+
+    @property
+    def power_note(self) -> str:
+        if self.verdict != INCONCLUSIVE:
+            return ""
+        if self.other_way:
+            return "the observed Δ points the other way: more seeds would not be expected to support it"
+        if fmt.missing(self.std):
+            return "no seed count: " + ("fewer than 2 seeds on a side" if min(self.a_stat.n, self.b_stat.n) < 2
+                                        else "no variance on either side")
+        if self.seeds_needed is None:
+            return f"more than {stats.MAX_SEEDS} seeds per side"
+        return ""
+
+    @property
+    def plan_text(self) -> str:
+        """To decide it: seeds per side (80 % power) and their cost, or why there is no count."""
+        if self.verdict != INCONCLUSIVE:
+            return ""
+        parts = []
+        if self.power_note:
+            parts.append(self.power_note)
+        else:
+            cost = self.extra_seconds(self.seeds_needed)
+            parts.append(f"{self.seeds_needed} seeds per side" + (f" (+{hours(cost)})" if cost else ""))
+        if self.paper is not None:
+            n = self.seeds_needed_paper
+            parts.append(f"at the paper's Δ {fmt.signed(self.paper[0])}: "
+                         + (f"{n} per side" if n else "its Δ points the other way" if self.effect(self.paper[0]) <= 0
+                            else f"more than {stats.MAX_SEEDS}" if self.paper[1] > 0 else "no std to plan with"))
+        return "; ".join(parts)
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 @dataclass
@@ -259,6 +324,16 @@ class Line:
     tests: list[Test] = field(default_factory=list)
     verdict: str = NOT_RUN
     note: str = ""
+    decided: bool = False  # see :func:`judge`
+    evidence: str = ""
+
+    @property
+    def status(self) -> str:
+        return DECIDED if self.decided else REHEARSAL
+
+    @property
+    def where(self) -> str:
+        return f"{self.paper_dataset}/{self.model}"
 
 
 def locate(plan: Plan, paper_dataset: str, model: str, label: str) -> tuple[Table, Row] | None:
@@ -271,15 +346,54 @@ def run_dataset(plan: Plan, paper_dataset: str) -> str | None:
     return next((t.dataset for t in plan.tables if t.paper_dataset == paper_dataset), None)
 
 
+@dataclass
+class Side:
+    name: str  # the row label shown (with its chosen sweep value)
+    stat: Stat | None
+    runs: tuple[Run, ...] = ()
+    paper: tuple[float, float | None] | None = None  # the paper's (accuracy, std)
+    seconds: float | None = None  # one seed's training at this scale
+
+
+def seconds_per_seed(plan: Plan, table: Table, model: str, row: Row) -> float | None:
+    """One seed of a table row on a model at the plan's scale (:func:`introspect.plan.seconds_per_run`,
+    the shipped CPU bench), None where it gives none."""
+    try:
+        from ..plan import seconds_per_run
+    except ImportError:  # an introspect.plan without it: the cost is left out
+        return None
+    try:
+        return seconds_per_run(plan, table.name, model, row.label)
+    except Exception:  # an estimate, never a reason to fail the report
+        return None
+
+
+def paper_value(paper: Paper | None, table: Table, model: str, label: str) -> tuple[float, float | None] | None:
+    """The paper's test accuracy (mean, std) of a row, from its own table first, then any table."""
+    if not paper:
+        return None
+    keys = [(t, d, m, meth, metric) for (t, d, m, meth, metric) in paper
+            if d == table.paper_dataset and m == model and meth == label and metric in ("test_acc", "test_err")]
+    keys.sort(key=lambda k: k[0] != str(table.paper_table))
+    if not keys:
+        return None
+    ref = paper[keys[0]]
+    return (ref.mean if keys[0][4] == "test_acc" else 100.0 - ref.mean), ref.std
+
+
 def _side(plan: Plan, results: Results, paper_dataset: str, model: str, label: str,
-          metric: str = METRIC) -> tuple[str, Stat | None]:
+          metric: str = METRIC, paper: Paper | None = None) -> Side:
     found = locate(plan, paper_dataset, model, label)
     if found is None:
-        return label, None
+        return Side(label, None)
     table, row = found
     choice = results.choose(table.dataset, model, row)
     name = row_label(row, {model: choice}) if row.sweep_key else row.label
-    return name, results.stat(table.dataset, model, choice.variant, metric)
+    ids = results._ids(table.dataset, model, choice.variant) if choice.variant else []
+    return Side(name, results.stat(table.dataset, model, choice.variant, metric),
+                tuple(plan.runs[i] for i in ids if i in plan.runs),
+                paper_value(paper, table, model, row.label) if metric == METRIC else None,
+                seconds_per_seed(plan, table, model, row))
 
 
 def _competitive_note(tests: list[Test]) -> str:
@@ -293,12 +407,16 @@ def _competitive_note(tests: list[Test]) -> str:
     return f"{ran[0].a} ranks {rank} of {len(means)}; {ran[0].a} − the best other: {fmt.signed(best.diff)} ({best.b})"
 
 
-def adjust(tests: list[Test]) -> None:
-    """Holm over a claim's run comparisons, p_support and p_against separately."""
+def adjust(tests: list[Test], rule: str = "all") -> None:
+    """The claim's adjusted p-values: on the support side none for an ``all`` claim (an
+    intersection-union test: each comparison at α), Holm for ``any`` and ``most``; Holm on the
+    against side, over all the claim's run comparisons."""
     ran = [t for t in tests if t.run]
     raw = [t.pvalues for t in ran]
-    for t, support, against in zip(ran, holm([s for s, _ in raw]), holm([a for _, a in raw])):
-        t.p_support_holm, t.p_against_holm = support, against
+    support = [s for s, _ in raw] if rule == "all" else holm([s for s, _ in raw])
+    for t, s, against in zip(ran, support, holm([a for _, a in raw])):
+        t.p_support_adj, t.p_against_adj = s, against
+        t.support_correction = IUT if rule == "all" else HOLM
 
 
 def _line_note(line: Line) -> str:
@@ -314,7 +432,39 @@ def _line_note(line: Line) -> str:
     return "; ".join(n for n in notes if n)
 
 
-def evaluate(claim: dict, plan: Plan, results: Results) -> list[Line]:
+def resolved(run: Run) -> dict:
+    return resolve(run.config)
+
+
+def recipe_gaps(runs, paper_dataset: str, model: str) -> list[str]:
+    """How the runs' training differs from the paper's recipe for (paper dataset, model family):
+    epochs, batch size and every optimizer setting the recipe gives (:func:`introspect.config.recipe`)."""
+    want = recipe(paper_dataset, model)
+    gaps = []
+    for run in runs:
+        got = resolved(run)
+        pairs = [("epochs", got["epochs"], want["epochs"]), ("batch_size", got["batch_size"], want["batch_size"]),
+                 *((f"optim.{k}", got["optim"][k], v) for k, v in want.get("optim", {}).items())]
+        gaps += [f"{k} {g} (paper {w})" for k, g, w in pairs if g != w and f"{k} {g} (paper {w})" not in gaps]
+    return gaps
+
+
+def judge(line: Line, runs, seeds: int) -> None:
+    """Whether ``line`` is decided (see the module's docstring), and its evidence in words:
+    ``runs`` are the runs behind it, ``seeds`` the fewest seeds on a side."""
+    real = line.dataset is not None and real_data(line.dataset, line.paper_dataset)
+    data = (line.dataset if line.dataset == line.paper_dataset else f"real {line.paper_dataset} images ({line.dataset})"
+            ) if real else f"{line.dataset} stands in for {line.paper_dataset}"
+    gaps = recipe_gaps(runs, line.paper_dataset, line.model)
+    first = resolved(next(iter(runs))) if runs else None
+    training = ("not the paper's recipe: " + ", ".join(gaps) if gaps else
+                f"the paper's recipe ({first['epochs']} epochs, batch {first['batch_size']})" if first else "no run")
+    line.decided = real and seeds >= MIN_SEEDS and bool(runs) and not gaps
+    line.evidence = f"{data}; {seeds} seed{'s' * (seeds != 1)} a side" + (
+        f" (a decided verdict needs {MIN_SEEDS})" if seeds < MIN_SEEDS else "") + f"; {training}"
+
+
+def evaluate(claim: dict, plan: Plan, results: Results, paper: Paper | None = None) -> list[Line]:
     """A comparison claim, one line per (paper dataset, model) it names."""
     rule, margin = check_claim(claim)
     comparisons = parse(claim["compare"])
@@ -322,63 +472,29 @@ def evaluate(claim: dict, plan: Plan, results: Results) -> list[Line]:
     for paper_dataset, model in places(claim.get("where", {})):
         line = Line(claim["id"], paper_dataset, run_dataset(plan, paper_dataset), model)
         for a, op, b in comparisons:
-            (a_name, a_stat), (b_name, b_stat) = (_side(plan, results, paper_dataset, model, x, claim.get("metric", METRIC))
-                                                  for x in (a, b))
-            line.tests.append(Test(a_name, op, b_name, a_stat, b_stat, plan.significance,
-                                   margin if op in COMPETITIVE else None))
+            sa, sb = (_side(plan, results, paper_dataset, model, x, claim.get("metric", METRIC), paper) for x in (a, b))
+            ref = None
+            if sa.paper and sb.paper and sa.paper[1] is not None and sb.paper[1] is not None:
+                ref = (sa.paper[0] - sb.paper[0], math.sqrt((sa.paper[1] ** 2 + sb.paper[1] ** 2) / 2))
+            line.tests.append(Test(sa.name, op, sb.name, sa.stat, sb.stat, plan.significance,
+                                   margin if op in COMPETITIVE else None, runs=sa.runs + sb.runs, paper=ref,
+                                   seconds=(sa.seconds, sb.seconds)))
         lines.append(line)
     decide(lines, rule)
+    for line in lines:
+        ran = [t for t in line.tests if t.run]
+        if ran:
+            judge(line, [r for t in ran for r in t.runs], min(min(t.a_stat.n, t.b_stat.n) for t in ran))
     return lines
 
 
 def decide(lines: list[Line], rule: str) -> None:
-    """Verdicts of a claim's lines: Holm over all their comparisons, then ``rule`` at each line."""
-    adjust([t for line in lines for t in line.tests])
+    """Verdicts of a claim's lines: the claim's adjusted p-values (:func:`adjust`), then ``rule`` at each line."""
+    adjust([t for line in lines for t in line.tests], rule)
     for line in lines:
         if any(t.run for t in line.tests):
             line.verdict = combine([t.verdict for t in line.tests], rule)
             line.note = _line_note(line)
-
-
-def rank_in_row(sim: np.ndarray, i: int, j: int) -> int:
-    """Rank (1 = most similar) of class j in class i's row, the diagonal left out."""
-    return 1 + sum(1 for k in range(len(sim)) if k not in (i, j) and sim[i, k] > sim[i, j])
-
-
-@dataclass(frozen=True)
-class PairCheck:
-    pair: tuple[str, str]
-    ranks: tuple[int, int] | None  # (rank of b in a's row, rank of a in b's row); None if not applicable
-
-    @property
-    def passes(self) -> bool:
-        return self.ranks is not None and max(self.ranks) <= TOP
-
-
-def check_pairs(similarity, classes: list[str], pairs: list[tuple[str, str]]) -> list[PairCheck]:
-    sim = np.asarray(similarity, dtype=float)
-    index = {str(c): k for k, c in enumerate(classes)}
-    out = []
-    for a, b in pairs:
-        if a in index and b in index:
-            i, j = index[a], index[b]
-            out.append(PairCheck((a, b), (rank_in_row(sim, i, j), rank_in_row(sim, j, i))))
-        else:
-            out.append(PairCheck((a, b), None))
-    return out
-
-
-def pair_scores(similarity, classes: list[str], pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> dict:
-    """Figure 2's structure in one similarity matrix, over every known-similar pair (of any paper
-    dataset) whose two classes it has: ``pair_rank``, the mean of the pair's two ranks
-    (:func:`check_pairs`; 1 is closest), and ``pairs_close``, the share (%) of pairs that pass C10's
-    top-3 check. Both None when no pair applies."""
-    checks = [c for c in check_pairs(similarity, [str(c) for c in classes], [p for ps in pairs.values() for p in ps])
-              if c.ranks is not None]
-    if not checks:
-        return {"pair_rank": None, "pairs_close": None}
-    return {"pair_rank": float(np.mean([sum(c.ranks) / 2 for c in checks])),
-            "pairs_close": 100.0 * sum(c.passes for c in checks) / len(checks)}
 
 
 @dataclass
@@ -388,7 +504,8 @@ class PairLine(Line):
 
 def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict | None],
                      pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> list[Line]:
-    """C10: per paper dataset, do the named pairs rank in each other's top 3 (see :func:`check_pairs`)?"""
+    """C10: per paper dataset, do the named pairs rank in each other's top 3 (see :func:`check_pairs`)?
+    One run's explanations (one seed) make the check: decided needs MIN_SEEDS seeds of them."""
     lines = []
     for paper_dataset in sorted(pairs):
         run = plan.explanations.get(paper_dataset)
@@ -397,7 +514,7 @@ def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict | Non
         if run is None:
             line.verdict = NOT_RUN
         elif data is None:
-            line.verdict, line.note = INCONCLUSIVE, f"explanations of {run.id} are {MISSING}"
+            line.verdict, line.note = INCONCLUSIVE, f"explanations of {run.id} are {MISSING} (or stale)"
         else:
             line.checks = check_pairs(data["similarity"], [str(c) for c in data["classes"]], pairs[paper_dataset])
             checked = [c for c in line.checks if c.ranks is not None]
@@ -407,26 +524,72 @@ def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict | Non
             else:
                 line.verdict = SUPPORTED if all(c.passes for c in checked) else NOT_SUPPORTED
                 line.note = f"explainer {data.get('explainer', '?')}, run {run.id}"
+        if run is not None:
+            judge(line, [run], 1)
+            line.evidence = line.evidence.replace("1 seed a side", "1 seed of explanation data")
         lines.append(line)
     return lines
 
 
+def counted(lines: list[Line]) -> list[Line]:
+    """The lines that give the claim its verdict (run and applicable)."""
+    return [ln for ln in lines if ln.verdict not in (NOT_RUN, NOT_APPLICABLE)]
+
+
 def claim_verdict(lines: list[Line]) -> str:
-    decided = [ln.verdict for ln in lines if ln.verdict not in (NOT_RUN, NOT_APPLICABLE)]
+    decided = [ln.verdict for ln in counted(lines)]
     if not decided:
         return NOT_APPLICABLE if any(ln.verdict == NOT_APPLICABLE for ln in lines) else NOT_RUN
     return combine(decided)
 
 
+def claim_status(lines: list[Line]) -> str:
+    """decided when every line that gives the verdict is; rehearsal otherwise; "" when none runs."""
+    ran = counted(lines)
+    return "" if not ran else DECIDED if all(ln.decided for ln in ran) else REHEARSAL
+
+
+def shown(verdict: str, status: str) -> str:
+    """A verdict as a table shows it: "not supported (rehearsal)" where it is not decided."""
+    return f"{verdict} ({REHEARSAL})" if status == REHEARSAL and verdict in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE) else verdict
+
+
+def claim_cell(lines: list[Line]) -> str:
+    return shown(claim_verdict(lines), claim_status(lines))
+
+
+def lines_text(lines: list[Line]) -> str:
+    """Which lines of a claim ran, decided or rehearsed, and which did not: "mnist/mlp1024 decided;
+    not run: cifar10/resnet14, cifar10/resnet8"."""
+    parts = [f"{ln.where} {ln.status}" for ln in counted(lines)]
+    parts += [f"{ln.where} not applicable" for ln in lines if ln.verdict == NOT_APPLICABLE]
+    unrun = [ln.where for ln in lines if ln.verdict == NOT_RUN]
+    return "; ".join(parts + ([f"not run: {', '.join(unrun)}"] if unrun else [])) or fmt.DASH
+
+
+def evidence_text(lines: list[Line]) -> str:
+    """Each counted line's evidence, "where: evidence", one per line joined by " | "."""
+    return " · ".join(f"{ln.where}: {ln.evidence}" for ln in counted(lines) if ln.evidence) or fmt.DASH
+
+
+def to_decide(lines: list[Line]) -> list[str]:
+    """What would decide each inconclusive comparison of a claim: "mnist/mlp1024 le_grad > ls: 12 seeds
+    per side (+1.3 h); at the paper's Δ +0.15: 4 per side"."""
+    return [f"{ln.where} {t.a} {t.op} {t.b} (Δ {fmt.signed(t.diff)}): {t.plan_text}"
+            for ln in counted(lines) for t in ln.tests if t.run and t.verdict == INCONCLUSIVE]
+
+
 def evaluate_all(claims: list[dict], plan: Plan, results: Results,
-                 explanations: dict[str, dict | None]) -> list[tuple[dict, list[Line]]]:
-    return [(c, evaluate(c, plan, results) if "compare" in c else evaluate_figure2(c, plan, explanations))
+                 explanations: dict[str, dict | None], paper: Paper | None = None) -> list[tuple[dict, list[Line]]]:
+    return [(c, evaluate(c, plan, results, paper) if "compare" in c else evaluate_figure2(c, plan, explanations))
             for c in claims]
 
 
-CSV_COLUMNS = ("claim", "source", "combine", "margin", "claim_verdict", "paper_dataset", "dataset", "model",
-               "line_verdict", "comparison", "test", "mean_a", "mean_b", "diff", "n_a", "n_b", "p_support",
-               "p_support_holm", "p_against", "p_against_holm", "verdict", "note")
+CSV_COLUMNS = ("claim", "source", "combine", "margin", "claim_verdict", "claim_status", "paper_dataset", "dataset",
+               "model", "line_verdict", "status", "evidence", "comparison", "test", "mean_a", "mean_b", "diff",
+               "ci_low", "ci_high", "n_a", "n_b", "p_support", "p_support_adjusted", "support_correction",
+               "p_against", "p_against_adjusted", "verdict", "seeds_needed", "extra_seconds", "paper_diff",
+               "seeds_needed_paper", "power_note", "note")
 
 
 def _rule(claim: dict) -> tuple[str, float | None]:
@@ -437,11 +600,14 @@ def _rule(claim: dict) -> tuple[str, float | None]:
 def _test_cells(t: Test) -> dict:
     if not t.run:
         return {"comparison": f"{t.a} {t.op} {t.b}", "verdict": t.verdict}
-    (support, against) = t.pvalues
+    (support, against), (low, high) = t.pvalues, t.interval
     return {"comparison": f"{t.a} {t.op} {t.b}", "test": t.test, "mean_a": t.a_stat.mean, "mean_b": t.b_stat.mean,
-            "diff": t.diff, "n_a": t.a_stat.n, "n_b": t.b_stat.n, "p_support": support,
-            "p_support_holm": t.p_support_holm, "p_against": against, "p_against_holm": t.p_against_holm,
-            "verdict": t.verdict}
+            "diff": t.diff, "ci_low": low, "ci_high": high, "n_a": t.a_stat.n, "n_b": t.b_stat.n,
+            "p_support": support, "p_support_adjusted": t.p_support_adj, "support_correction": t.support_correction,
+            "p_against": against, "p_against_adjusted": t.p_against_adj, "verdict": t.verdict,
+            "seeds_needed": t.seeds_needed, "extra_seconds": t.extra_seconds(t.seeds_needed),
+            "paper_diff": t.paper[0] if t.paper else None, "seeds_needed_paper": t.seeds_needed_paper,
+            "power_note": t.power_note}
 
 
 def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
@@ -450,14 +616,15 @@ def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
     for claim, lines in evaluated:
         rule, margin = _rule(claim)
         head = {"claim": claim["id"], "source": claim.get("source", ""), "combine": rule, "margin": margin,
-                "claim_verdict": claim_verdict(lines)}
+                "claim_verdict": claim_verdict(lines), "claim_status": claim_status(lines)}
         if all(ln.verdict == NOT_RUN for ln in lines):
             rows.append({k: None for k in CSV_COLUMNS} | head | {"verdict": head["claim_verdict"]})
             continue
         for line in (ln for ln in lines if ln.verdict != NOT_RUN):  # models this config does not run: left out
             base = head | {"paper_dataset": line.paper_dataset, "dataset": line.dataset or "", "model": line.model,
-                           "line_verdict": line.verdict, "note": line.note}
-            items = [_test_cells(t) for t in (line.tests if line.verdict != NOT_RUN else [])]
+                           "line_verdict": line.verdict, "status": line.status, "evidence": line.evidence,
+                           "note": line.note}
+            items = [_test_cells(t) for t in line.tests]
             for c in getattr(line, "checks", []):
                 items.append({"comparison": f"pair ({c.pair[0]}, {c.pair[1]})",
                               "verdict": NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED,
@@ -476,25 +643,37 @@ def legend(plan: Plan) -> str:
     a = f"{plan.significance:g}"
     return "\n".join([
         "How to read the verdicts (α = " + a + ", the plan's `significance`):\n",
+        f"- **Decided or rehearsal.** A verdict is *decided* only where its runs are on the paper's dataset or "
+        f"real images of it, with at least {MIN_SEEDS} seeds on every side, trained with the paper's recipe for "
+        "that dataset and model family (epochs, batch size, optimizer); every other verdict is a *rehearsal*: it "
+        "exercises the pipeline and is marked \"(rehearsal)\" in its cell. The `evidence` says why. C10 needs "
+        f"{MIN_SEEDS} seeds of explanation data to be decided.",
         "- Each comparison `a op b` is a one-sided question about Δ = mean(a) − mean(b) over seeds; `<` and "
         "`<=` swap the sides (`a < b` is asked as `b > a`). Tests: Welch's one-sided t-tests "
-        "(scipy.stats.ttest_ind, equal_var=False), a sample shifted by the margin where one is used.",
+        "(scipy.stats.ttest_ind, equal_var=False).",
         "- `>` (better): **p support** tests Δ > 0 (superiority); **p against** tests Δ < 0.",
         "- `>=` (competitive: not worse by more than the claim's margin m, in points of accuracy, declared "
-        "with the claim in the claims YAML): **p support** is the smaller of the equivalence p (TOST: the "
-        "larger p of the two tests Δ > −m and Δ < m) and the superiority p (Δ > 0); **p against** tests "
-        "Δ < −m (worse by more than the margin).",
-        "- Multiplicity: within a claim, Holm's step-down correction over all its run comparisons (every "
-        "dataset and model it names), p support and p against separately. Tables show raw p (Holm-adjusted p).",
-        f"- A comparison is **supported** when its Holm-adjusted p support < {a}; **not supported** when its "
-        f"Holm-adjusted p against < {a}; **inconclusive** otherwise, and always when no test is possible "
+        "with the claim in the claims YAML): **p support** is the one-sided non-inferiority test of Δ > −m; "
+        "**p against** tests Δ < −m (worse by more than the margin).",
+        "- Multiplicity: a `combine: all` claim holds only if every comparison at every dataset and model "
+        "does, an intersection-union test: on the support side each comparison is tested at α with no "
+        "correction. The support side of an `any` or `most` claim, and the against side of every claim, are "
+        "Holm-corrected (step-down) over all the claim's run comparisons. Tables show raw p (adjusted p).",
+        f"- A comparison is **supported** when its adjusted p support < {a}; **not supported** when its "
+        f"adjusted p against < {a}; **inconclusive** otherwise, and always when no test is possible "
         "(fewer than 2 seeds on a side, or no variance on either side: p is shown as —).",
+        "- Each comparison shows the Welch 95 % confidence interval of Δ. An inconclusive one shows the seeds "
+        "per side that would give its test 80 % power at α (scipy's noncentral t) at the observed Δ and "
+        "pooled std, with what training the missing seeds would add by `introspect plan`'s estimate (the "
+        "shipped one-thread CPU bench unless it is given another), and, for the paper's claims, at the "
+        "paper's own Δ and std; where the observed Δ points the other way it says so instead.",
         "- At one dataset and model, a claim's k comparisons combine by its rule (`combine`), which needs r "
         "of them: `all` r = k, `any` r = 1, `most` r = ⌊k/2⌋ + 1. The line is **supported** when at least r "
         "comparisons are supported, **not supported** when more than k − r are not supported (fewer than r "
         "can then hold), **inconclusive** otherwise; a comparison not run counts as neither.",
         "- A claim holds at every dataset and model it names: **not supported** if any line is, **supported** "
-        "if every run line is, **inconclusive** otherwise; **not run in this config** when no line was run.",
+        "if every run line is, **inconclusive** otherwise; **not run in this config** when no line was run; "
+        "it is decided only when every line that gives its verdict is.",
         f"- C10 (Figure 2) is a rank check instead: a pair passes when each class ranks in the top {TOP} of "
         "the other's row of the averaged explanation similarity; supported when every applicable pair passes.\n"])
 
@@ -514,8 +693,15 @@ def _pcell(raw: float, adjusted: float) -> str:
     return f"{fmt.pvalue(raw)} ({fmt.pvalue(adjusted)})"
 
 
-def protocol_cell(verdict: str, other: str) -> str:
-    return other if other == verdict else f"⚠ {other}"
+def diff_cell(t: Test, digits: int = 2) -> str:
+    """``+1.58 [+1.20, +1.96]``: a − b and its Welch 95 % interval."""
+    low, high = t.interval
+    return fmt.signed(t.diff, digits) + ("" if fmt.missing(low) else f" [{fmt.signed(low, digits)}, {fmt.signed(high, digits)}]")
+
+
+def protocol_cell(verdict: str, other: str, status: str = "") -> str:
+    """The verdict under the other epoch protocol (the same runs: the same status), flagged ⚠ where it differs."""
+    return shown(other, status) if other == verdict else f"⚠ {shown(other, status)}"
 
 
 def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[str, str] | None = None,
@@ -535,12 +721,12 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
            + (f"; the column beside gives each verdict under `{other_protocol}` and flags (⚠) a verdict that differs."
               if other is not None else ".") + "\n",
            fmt.markdown(["claim", "source", "combine", "verdict", *([f"under {other_protocol}"] if other is not None else []),
-                         "claim text"],
-                        [[c["id"], c.get("source", ""), _rule(c)[0] or fmt.DASH, claim_verdict(ls),
-                          *([protocol_cell(claim_verdict(ls), other[c["id"]])] if other is not None else []),
-                          c.get("text", "")] for c, ls in evaluated])]
+                         "lines", "claim text"],
+                        [[c["id"], c.get("source", ""), _rule(c)[0] or fmt.DASH, claim_cell(ls),
+                          *([protocol_cell(claim_verdict(ls), other[c["id"]], claim_status(ls))] if other is not None else []),
+                          lines_text(ls), c.get("text", "")] for c, ls in evaluated])]
     for claim, lines in evaluated:
-        out.append(f"## {claim['id']} ({claim.get('source', '')}): {claim_verdict(lines)}\n\n{claim.get('text', '')}\n")
+        out.append(f"## {claim['id']} ({claim.get('source', '')}): {claim_cell(lines)}\n\n{claim.get('text', '')}\n")
         out += [x for x in [_rule_line(claim)] if x]
         if all(ln.verdict == NOT_RUN for ln in lines):
             out.append(f"{NOT_RUN.capitalize()}.\n")
@@ -551,14 +737,18 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
             for t in line.tests:
                 if t.run:
                     rows.append([*where, f"{t.a} {t.op} {t.b}", t.test, fmt.num(t.a_stat.mean), fmt.num(t.b_stat.mean),
-                                 fmt.signed(t.diff), f"{t.a_stat.n}, {t.b_stat.n}",
-                                 _pcell(t.pvalues[0], t.p_support_holm), _pcell(t.pvalues[1], t.p_against_holm), t.verdict])
+                                 diff_cell(t), f"{t.a_stat.n}, {t.b_stat.n}",
+                                 _pcell(t.pvalues[0], t.p_support_adj), _pcell(t.pvalues[1], t.p_against_adj),
+                                 shown(t.verdict, line.status), t.plan_text])
             for c in getattr(line, "checks", []):
                 ranks = fmt.DASH if c.ranks is None else f"{c.ranks[0]}, {c.ranks[1]}"
                 rows.append([*where, f"pair ({c.pair[0]}, {c.pair[1]}), ranks {ranks}", "", "", "", "", "", "", "",
-                             NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED])
-            rows.append([*where, "**at this dataset and model**", "", "", "", "", "", "", "", f"**{line.verdict}**"
-                         + (f" ({line.note})" if line.note else "")])
+                             shown(NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED,
+                                   line.status), ""])
+            rows.append([*where, "**at this dataset and model**", "", "", "", "", "", "", "",
+                         f"**{shown(line.verdict, line.status)}**" + (f" ({line.note})" if line.note else ""),
+                         f"evidence: {line.evidence}" if line.evidence else ""])
         out.append(fmt.markdown(["paper dataset", "ours on", "model", "comparison", "test", "mean a", "mean b",
-                                 "a − b", "n", "p support (Holm)", "p against (Holm)", "verdict"], rows))
+                                 "a − b [95 % CI]", "n", "p support (adjusted)", "p against (Holm)", "verdict",
+                                 "to decide (80 % power) / evidence"], rows))
     return "\n".join(out)

@@ -65,6 +65,25 @@ def placeholder(stem: Path, text: str) -> list[Path]:
     return save(fig, stem)
 
 
+EXPLAINER_NAMES = {"grad": "Grad", "grad_input": "Grad*Input", "gradcam": "Grad-CAM", "guided_bp": "GuidedBP"}
+DATASET_NAMES = {"cifar10": "CIFAR10", "mnist": "MNIST"}
+
+
+def explanation_title(paper_dataset: str, dataset: str, run_label: str, explainer: str | None,
+                      trained_with: str | None, real: bool = False) -> str:
+    """Figures 1-2's title: the data (a stand-in named as such: "digits, standing in for CIFAR10"), the
+    run, and the explainer, saying when it is not the one the run trained with and why."""
+    paper = DATASET_NAMES.get(paper_dataset, paper_dataset)
+    data = (paper if dataset == paper_dataset else f"{dataset}, real {paper} images" if real
+            else f"{dataset}, standing in for {paper}")
+    name = EXPLAINER_NAMES.get(explainer or "?", explainer or "?")
+    text = f"{data}: {run_label}, explained with {name}"
+    if trained_with and explainer and trained_with != explainer:
+        text += (f" (the paper's explainer for {paper}'s Figures 1-2; the run trained with "
+                 f"{EXPLAINER_NAMES.get(trained_with, trained_with)})")
+    return text
+
+
 # Figure 1 ------------------------------------------------------------------------------------
 
 def display_map(m: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
            "best_val_epoch", "best_val_test_acc", "best_val_test_err")  # the second epoch protocol  # share (%) of training samples that ever contributed; model size
 # Beyond accuracy, from <run>/evaluation.json (introspect.evaluate): calibration on the test split, then
 # the quality of the explanations of a fixed test subset, and (pair_*) how close Figure 2's known-similar
-# classes rank in the run's averaged explanation similarity (claims.pair_scores)
+# classes rank in the run's averaged explanation similarity (analysis.pair_scores)
 EVALUATION_METRICS = ("nll", "ece", "brier", "deletion_auc", "insertion_auc", "infidelity", "teacher_agreement",
                       "pair_rank", "pairs_close")
 METRICS += EVALUATION_METRICS
@@ -124,13 +124,15 @@ def _read_json(path: Path) -> dict | None:
 
 
 def read_evaluation(run_folder: Path) -> dict | None:
-    """A run's evaluation.json when it evaluated the run's present checkpoint, else None (missing,
-    unreadable, or written before the run was retrained)."""
+    """A run's evaluation.json when it is current: it evaluated the run's present checkpoint with
+    today's evaluation code (``code_sha256``, :func:`introspect.provenance.tool_digest`); else None
+    (missing, unreadable, written before the run was retrained or before its code changed)."""
     from ..evaluate import NAME
-    from ..provenance import checkpoint_digest
+    from ..provenance import checkpoint_digest, tool_digest
 
     evaluation = _read_json(Path(run_folder) / NAME)
-    if evaluation is None or evaluation.get("checkpoint_sha256") != checkpoint_digest(Path(run_folder)):
+    if (evaluation is None or evaluation.get("checkpoint_sha256") != checkpoint_digest(Path(run_folder))
+            or evaluation.get("code_sha256") != tool_digest("evaluate")):
         return None
     return evaluation
 
@@ -139,11 +141,7 @@ def evaluation_metrics(evaluation: dict | None) -> dict:
     """The scalar EVALUATION_METRICS of an evaluation.json (absent ones left out)."""
     if evaluation is None:
         return {}
-    from .claims import pair_scores  # claims imports this module: imported when called
-
-    scores = pair_scores(evaluation["similarity"], evaluation["classes"]) if "similarity" in evaluation else {}
-    values = {**evaluation, **scores}
-    return {k: float(values[k]) for k in EVALUATION_METRICS if values.get(k) is not None}
+    return {k: float(evaluation[k]) for k in EVALUATION_METRICS if evaluation.get(k) is not None}
 
 
 def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None:
@@ -324,13 +322,18 @@ def curves(results: Results) -> dict[str, list[dict]]:
 
 
 def load_explanations(path: Path) -> dict | None:
-    """An explanations.pt (see introspect.analysis) or None when it is missing or unreadable."""
+    """An explanations.pt (see introspect.analysis) or None when it is missing, unreadable or stale:
+    computed by other code than today's (``code_sha256``, :func:`introspect.provenance.tool_digest`)."""
     if not Path(path).is_file():
         return None
     import torch
+
+    from ..provenance import tool_digest
 
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None
-    return data if isinstance(data, dict) and "similarity" in data and "classes" in data else None
+    if not (isinstance(data, dict) and "similarity" in data and "classes" in data):
+        return None
+    return data if data.get("code_sha256") == tool_digest("analysis") else None
