@@ -177,3 +177,12 @@ def test_each_figure_is_written_as_png_and_pdf(tmp_path, draw):
     else:
         paths = getattr(figures, draw)(explanations((4, 4)), tmp_path / draw, "t")
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_explanation_titles_name_a_stand_in_and_an_explainer_other_than_the_runs():
+    title = figures.explanation_title("cifar10", "digits", "resnet8 le_gradcam seed 0", "gradcam", "gradcam")
+    assert title == "digits, standing in for CIFAR10: resnet8 le_gradcam seed 0, explained with Grad-CAM"
+    title = figures.explanation_title("mnist", "mnist5k", "mlp1024 le_grad seed 0", "grad_input", "grad", real=True)
+    assert title == ("mnist5k, real MNIST images: mlp1024 le_grad seed 0, explained with Grad*Input (the paper's "
+                     "explainer for MNIST's Figures 1-2; the run trained with Grad)")
+    assert figures.explanation_title("cifar10", "cifar10", "r", "gradcam", None).startswith("CIFAR10: r, explained")

@@ -227,6 +227,9 @@ def test_figure2_rank_check(setup):
     assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "cifar10"} == {"not applicable at this scale"}
     assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "mnist"} == {"supported"}
     assert rows[0]["claim_verdict"] == "supported"
+    # one run's explanations: one seed of explanation data, never decided (C10 needs 3)
+    mnist = next(r for r in rows if r["paper_dataset"] == "mnist")
+    assert mnist["status"] == "rehearsal" and "1 seed of explanation data" in mnist["evidence"]
     sim = pair_similarity().numpy()
     sim[3, [0, 1, 2]] = 0.95  # three classes above 5 in 3's row: 5 ranks 4th there
     checks = claims_mod.check_pairs(sim, [str(k) for k in range(10)], [("3", "5"), ("4", "9"), ("truck", "cat")])

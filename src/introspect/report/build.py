@@ -105,7 +105,7 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
             where = [ln.where for ln in ran if ln.status == status]
             if where:
                 bucket.append(claim["id"] if len(where) == len(ran) else f"{claim['id']} ({', '.join(where)})")
-    epochs = "; ".join(f"{d}: {', '.join(map(str, e))} epochs" for d, e in epochs_by_dataset(plan).items())
+    epochs = "; ".join(f"{d}: {', '.join(map(str, e))} epoch{'s' * (e != [1])}" for d, e in epochs_by_dataset(plan).items())
     notes = []
     if fake:
         notes.append(f"**A smoke test where a dataset stands in for the paper's** ({'; '.join(fake)}): those tables "
@@ -117,7 +117,8 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
     if len(plan.seeds) < claims_mod.MIN_SEEDS:
         notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than "
                      f"{claims_mod.MIN_SEEDS}), no verdict is decided here: expect most to be inconclusive.")
-    notes.append(f"**What this scale decides** ({len(plan.seeds)} seeds; {epochs}): decided (real data, "
+    seeds = f"{len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)}"
+    notes.append(f"**What this scale decides** ({seeds}; {epochs}): decided (real data, "
                  f"≥ {claims_mod.MIN_SEEDS} seeds a side, the paper's recipe), {', '.join(decided) or 'no claim'}; "
                  f"rehearsed only, {', '.join(rehearsed) or 'no claim'}"
                  + (f"; not run at this scale, {', '.join(not_run)}." if not_run else ".")

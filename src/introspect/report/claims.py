@@ -302,9 +302,10 @@ class Test:
             cost = self.extra_seconds(self.seeds_needed)
             parts.append(f"{self.seeds_needed} seeds per side" + (f" (+{hours(cost)})" if cost else ""))
         if self.paper is not None:
-            n = self.seeds_needed_paper
+            n, cost = self.seeds_needed_paper, self.extra_seconds(self.seeds_needed_paper)
             parts.append(f"at the paper's Δ {fmt.signed(self.paper[0])}: "
-                         + (f"{n} per side" if n else "its Δ points the other way" if self.effect(self.paper[0]) <= 0
+                         + (f"{n} per side" + (f" (+{hours(cost)})" if cost else "") if n
+                            else "its Δ points the other way" if self.effect(self.paper[0]) <= 0
                             else f"more than {stats.MAX_SEEDS}" if self.paper[1] > 0 else "no std to plan with"))
         return "; ".join(parts)
 
@@ -333,7 +334,7 @@ class Line:
 
     @property
     def where(self) -> str:
-        return f"{self.paper_dataset}/{self.model}"
+        return f"{self.paper_dataset}/{self.model}" if self.model else self.paper_dataset
 
 
 def locate(plan: Plan, paper_dataset: str, model: str, label: str) -> tuple[Table, Row] | None:
@@ -575,8 +576,14 @@ def evidence_text(lines: list[Line]) -> str:
 def to_decide(lines: list[Line]) -> list[str]:
     """What would decide each inconclusive comparison of a claim: "mnist/mlp1024 le_grad > ls: 12 seeds
     per side (+1.3 h); at the paper's Δ +0.15: 4 per side"."""
-    return [f"{ln.where} {t.a} {t.op} {t.b} (Δ {fmt.signed(t.diff)}): {t.plan_text}"
-            for ln in counted(lines) for t in ln.tests if t.run and t.verdict == INCONCLUSIVE]
+    open_ = [(ln, t) for ln in counted(lines) for t in ln.tests if t.run and t.verdict == INCONCLUSIVE]
+    items = [f"{ln.where} {t.a} {t.op} {t.b} (Δ {fmt.signed(t.diff)}): {t.plan_text}"
+             for ln, t in open_ if min(t.a_stat.n, t.b_stat.n) >= 2]
+    untested = [f"{ln.where} {t.a} {t.op} {t.b} ({t.a_stat.n}, {t.b_stat.n})"
+                for ln, t in open_ if min(t.a_stat.n, t.b_stat.n) < 2]
+    if untested:
+        items.append(f"fewer than 2 seeds on a side, no test yet: {', '.join(untested)}")
+    return items
 
 
 def evaluate_all(claims: list[dict], plan: Plan, results: Results,
