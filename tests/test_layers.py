@@ -9,8 +9,8 @@ LAYERS = [  # (layer, modules); a module may import its own layer and those befo
     ("models", {"models"}),
     ("explain", {"explain"}),
     ("methods", {"methods"}),
-    ("train", {"train", "provenance", "config", "analysis", "evaluate", "bench"}),
-    ("pipeline", {"pipeline", "plan"}),
+    ("train", {"train", "provenance", "config", "analysis", "evaluate", "bench", "runcache"}),
+    ("pipeline", {"pipeline", "plan", "bench_cache"}),
     ("report", {"report"}),
     ("cli", {"cli", "__init__", "__main__"}),
 ]

@@ -1,4 +1,4 @@
-"""`introspect prepare | models | train | explain | evaluate | report | bench | plan`: thin argparse over the library's functions.
+"""`introspect prepare | models | train | cache | explain | evaluate | report | bench | plan`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
 or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
     if not args.out:
         raise ConfigError("--out: required (the run folder)")
     _claim_gpu(args)
-    metrics = train(cfg, Path(args.out), supersede=args.supersede)
+    metrics = train(cfg, Path(args.out), supersede=args.supersede, **_run_cache(args))
     print(json.dumps(metrics, sort_keys=True))
     return 0
 
@@ -125,7 +125,7 @@ def _train_runs(args) -> int:
     failed = []
     for cfg, out in runs:
         try:
-            metrics = train(cfg, out, supersede=args.supersede)
+            metrics = train(cfg, out, supersede=args.supersede, **_run_cache(args))
         except Diverged as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             failed.append(str(out))
@@ -133,6 +133,44 @@ def _train_runs(args) -> int:
         print(json.dumps({"out": str(out), **metrics}, sort_keys=True))
     if failed:
         raise Diverged(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
+    return 0
+
+
+def _run_cache(args) -> dict:
+    """train()'s run cache arguments from --cache (else $INTROSPECT_CACHE; "off": no restoring)."""
+    from .runcache import settings
+
+    root, restore = settings(args.cache)
+    return {"cache": root, "restore": restore}
+
+
+def cmd_cache(args) -> int:
+    """`introspect cache [list] | prune | bench`: the run cache (introspect.runcache)."""
+    from . import runcache
+
+    if args.action == "bench":
+        from .bench_cache import toggle_bench
+
+        print(toggle_bench(Path(args.params), args.epochs, args.tables, args.seeds, args.cores, args.dataset))
+        return 0
+    root = Path(args.dir) if args.dir else runcache.settings()[0]
+    if root is None and not args.dir:
+        from .config import read_yaml
+
+        params = read_yaml(Path(args.params)) if Path(args.params).is_file() else {}
+        root = Path(((params or {}).get("run_cache") or {}).get("dir") or runcache.DEFAULT)
+    if args.action == "list":
+        print(runcache.listing(root))
+        return 0
+    if args.older_than is None and args.larger_than is None and not args.unreferenced:
+        raise ConfigError("prune: give --older-than, --larger-than and/or --unreferenced (a run folder's entries are always kept)")
+    try:
+        age = runcache.parse_age(args.older_than) if args.older_than else None
+        size = runcache.parse_size(args.larger_than) if args.larger_than else None
+    except ValueError as exc:
+        raise ConfigError(f"prune: {exc}") from None
+    lines = runcache.prune(root, [Path(r) for r in args.results or ["results"]], age, size, args.unreferenced, args.dry_run)
+    print("\n".join(lines) if lines else f"run cache {root}: nothing to prune")
     return 0
 
 
@@ -272,8 +310,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--claim-gpu", action="store_true", help="take a free GPU slot first (see introspect.gpu)")
     s.set_defaults(func=cmd_evaluate)
 
+    s.add_argument("--cache", help="the run cache folder: restore a finished identical run instead of training, store "
+                   "a trained one (default: $INTROSPECT_CACHE; the workflow: params.yaml cache.dir); off: never restore")
     s = sub.add_parser("report", help="tables, claim verdicts and figures from a results folder")
     s.add_argument("--params", default="params.yaml", help="the experiment config the results come from")
+    s = sub.add_parser("cache", help="list, prune or benchmark the run cache (finished runs restored instead of retrained)")
+    s.add_argument("action", nargs="?", default="list", choices=["list", "prune", "bench"])
+    s.add_argument("--dir", help="the cache folder (default: $INTROSPECT_CACHE, else params.yaml cache.dir)")
+    s.add_argument("--params", default="params.yaml", help="where cache.dir is read (and bench's experiment)")
+    s.add_argument("--results", action="append", help="prune: a results folder whose runs are kept (repeat; default results)")
+    s.add_argument("--older-than", help="prune: entries stored longer ago than this (30d, 12h, 2w)")
+    s.add_argument("--larger-than", help="prune: entries larger than this (500M, 2G)")
+    s.add_argument("--unreferenced", action="store_true", help="prune: every entry no run folder uses")
+    s.add_argument("--dry-run", action="store_true", help="prune: say what would be deleted, delete nothing")
+    s.add_argument("--epochs", default="3,6", help="bench: the toggle A,B (A -> B -> A) of --dataset's epochs")
+    s.add_argument("--dataset", default="mnist5k", help="bench: the dataset whose recipe's epochs are toggled")
+    s.add_argument("--tables", help="bench: only these tables (comma-separated; default: every table with --dataset)")
+    s.add_argument("--seeds", help="bench: only these seeds (comma-separated; default: the config's)")
+    s.add_argument("--cores", type=int, default=2, help="bench: snakemake --cores")
+    s.set_defaults(func=cmd_cache)
+
     s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
     s.add_argument("--results", default="results")
     s.add_argument("--reference", default="workflow/reference", help="the paper's tables and claims")

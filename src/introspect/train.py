@@ -28,6 +28,7 @@ from .data import DataError, load_prepared, loader
 from .fileio import save_json, save_parquet
 from .methods.runs import build
 from .provenance import RECEIPT, differences, of_run
+from . import runcache
 from .registry import ConfigError
 
 # MultiStepLR keeps its milestones in a Counter; allow it in weights-only checkpoint loading.
@@ -177,7 +178,8 @@ def move_aside(out: Path, reason: str) -> Path:
     return dest
 
 
-def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict:
+def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: Path | None = None,
+          restore: bool = True) -> dict:
     """Train the run ``cfg`` (resolved) into folder ``out``; return its final metrics.
 
     A folder holding this run resumes it; a folder holding another config is refused, or with
@@ -193,6 +195,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
 
     cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
+    A run with nothing to resume is restored, not trained, from a verified copy of its identity in
+    ``out/superseded/`` or the run cache folder ``cache``; a run trained here is stored there
+    (:mod:`introspect.runcache`; ``restore=False``: neither).
 
     torch.manual_seed(init_seed(cfg))
     model, method = build(cfg)
@@ -223,6 +228,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     if stale:  # same config, but not what the current code would train from what it learns from now
         why = "; ".join(stale)
         print(f"[{name}] stale ({why}): the previous run moved to {move_aside(out, why)}; starting over", file=log)
+    state = runcache.localized(state, out)  # a restored run's checkpoint names the folders of the clone that trained it
         state = None
     if state is not None:
         method.load_state_dict(state["method"])
@@ -236,6 +242,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
             return json.loads(metrics_path.read_text())
         print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
     elif cfg["init"]:
+    if state is None and (restored := runcache.lookup(cfg, out, cache, log, name, restore)) is not None:
+        return restored
         load_init(model, Path(cfg["init"]))
         print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
     save_json(cfg, out / "config.json")
@@ -304,3 +312,5 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False) -> dict
     save_json(metrics, metrics_path)
     save_json(cfg["provenance"], out / RECEIPT)  # last: the workflow's sign that the run finished
     return metrics
+    if restore:
+        runcache.store(cfg, out, cache, log, name, runcache.machine(device.type, bf16))

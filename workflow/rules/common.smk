@@ -1,6 +1,7 @@
 # Validation and input functions. The config is validated (schema + every run resolved by the
 # library) when the workflow is parsed, before any job starts.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,10 @@ try:
     PLAN = pipeline.plan(config)
 except ConfigError as exc:
     sys.exit(f"introspect: config error: {exc}")
+
+# The run cache folder of every train job (introspect.runcache): $INTROSPECT_CACHE when set, else
+# params.yaml's run_cache.dir. An environment variable, not a param: pointing at another cache reruns no job.
+os.environ.setdefault("INTROSPECT_CACHE", str((config.get("run_cache") or {}).get("dir") or "off"))
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",

@@ -8,7 +8,9 @@
 # (param `code`: digests from introspect.provenance) or when a run it learns from was retrained
 # (its receipt is an input). `introspect train` then decides per run: a current finished run is
 # left as it is; a run whose config, code or teacher changed moves whole to superseded/<time>/
-# and is trained again; a run that was killed resumes from its checkpoint.
+# and is trained again; a run that was killed resumes from its checkpoint. A run with nothing to
+# resume whose identity was trained before is restored from its superseded/ copies or the run cache
+# ($INTROSPECT_CACHE, set from params.yaml's run_cache.dir in common.smk), not trained.
 
 
 rule train:

@@ -1,0 +1,420 @@
+"""Train once, reuse everywhere: a content-addressed cache of finished runs.
+
+A finished run's *identity* is one SHA-256 of what determines what it computes (:func:`identity`):
+its resolved config without the machine settings (:data:`introspect.train.MACHINE_KEYS`) and
+without the folders it names (``dataset.path``, ``method.teacher``, ``init``: they differ between
+clones), the digest of its code, of its data, and of the final checkpoint of every run it learned
+from, by role (``teacher``, ``init``), not by folder. Where it was trained (device, precision, torch)
+is recorded with it and shown by ``introspect cache``, not part of the identity.
+
+Before a run trains, :func:`lookup` looks its identity up in the run folder's own ``superseded/``
+copies, then in the cache folder; a verified hit is restored (hard links, a copy across file
+systems) with this clone's ``config.json`` and a ``restored_from`` note in its provenance, the
+receipt last. A run that finished training is stored (:func:`store`): a temp folder inside the
+cache root is filled with hard links and an ``entry.json`` manifest (every file's SHA-256), then
+renamed into place in one step; when the identity is already there the loser discards its temp
+folder. Readers only open folders named by a full identity, so they never see half an entry.
+
+Nothing here may stop a run: a damaged entry, an unreadable or unwritable cache folder, an entry
+of another layout is one line on the log, and the run trains (or is not stored).
+"""
+from __future__ import annotations
+
+import copy
+import errno
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .checkpoint import NAME, PREVIOUS, CheckpointError, read_checkpoint
+from .fileio import save_json
+from .provenance import RECEIPT, checkpoint_digest
+
+LAYOUT = 1  # entry.json's "layout"; an entry of another layout is ignored (listed as such)
+ENV = "INTROSPECT_CACHE"  # the cache folder; "off" turns restoring and storing off
+DEFAULT = ".introspect/cache"  # params.yaml's cache.dir (relative to the working directory)
+ENTRY = "entry.json"
+FILES = (NAME, "history.parquet", "metrics.json")  # what a restored run needs besides its config
+MACHINE = ("device", "precision", "channels_last", "compile")  # = train.MACHINE_KEYS (train imports this module)
+ID = re.compile(r"^[0-9a-f]{64}$")
+SUPERSEDED = "superseded"
+
+
+def settings(given: str | os.PathLike | None = None) -> tuple[Path | None, bool]:
+    """(cache folder or None, restore at all): ``given`` (a --cache option), else $INTROSPECT_CACHE,
+    else no cache folder (a run is still restored from its own superseded/ copies); "off": neither
+    the cache nor superseded/ copies are used (every run trains)."""
+    value = os.fspath(given) if given is not None else os.environ.get(ENV)
+    if value is None or not value.strip():
+        return None, True
+    return (None, False) if value.strip() == "off" else (Path(value), True)
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def identity(cfg: dict) -> str:
+    """The identity of the resolved config ``cfg``, which carries its ``provenance``."""
+    body = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in (*MACHINE, "provenance", "init")}
+    body.get("dataset", {}).pop("path", None)
+    body.get("method", {}).pop("teacher", None)
+    prov = cfg.get("provenance") or {}
+    learned = prov.get("learned_from") or {}
+    roles = {role: learned.get(cfg[sec].get(key) if sec else cfg.get(key))
+             for role, sec, key in (("teacher", "method", "teacher"), ("init", None, "init"))
+             if (cfg[sec].get(key) if sec else cfg.get(key))}
+    doc = {"layout": LAYOUT, "config": body, "code": prov.get("code"), "data": prov.get("data"), "learned_from": roles}
+    return hashlib.sha256(_canonical(doc)).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _link(src: Path, dest: Path) -> None:
+    """``dest`` becomes a hard link to ``src`` (a copy where links cannot be made), replacing any
+    file there in one rename: nothing ever writes through a link."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def machine(device: str, bf16: bool | None) -> dict:
+    """Where a run was trained: recorded with its entry, shown by ``introspect cache``."""
+    import torch
+
+    name = device
+    if device == "cuda" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+    elif device == "cpu":
+        name = platform.processor() or platform.machine() or "cpu"
+    precision = "unknown" if bf16 is None else ("bf16" if bf16 else "fp32")
+    return {"device": device, "device_name": name, "precision": precision, "torch": torch.__version__,
+            "host": platform.node()}
+
+
+# --------------------------------------------------------------------------------------------- reading
+def _entry(path: Path) -> dict:
+    """An entry's manifest, checked: ValueError with the reason when it cannot be used."""
+    try:
+        meta = json.loads((path / ENTRY).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no {ENTRY}") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{ENTRY} unreadable ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("layout") != LAYOUT:
+        raise LookupError(f"layout {meta.get('layout') if isinstance(meta, dict) else '?'!r}, not {LAYOUT}")
+    return meta
+
+
+def verify(path: Path) -> dict:
+    """An entry's manifest after every file was checked against it (size and SHA-256) and its
+    checkpoint's own checksum; ValueError (damaged) or LookupError (another layout) otherwise."""
+    meta = _entry(path)
+    if meta.get("identity") != path.name:
+        raise ValueError(f"{ENTRY} names identity {str(meta.get('identity'))[:12]}")
+    files = meta.get("files") or {}
+    for name in FILES:
+        want = files.get(name) or {}
+        try:
+            size = (path / name).stat().st_size
+        except OSError:
+            raise ValueError(f"{name} missing") from None
+        if size != want.get("bytes"):
+            raise ValueError(f"{name} has {size} bytes, not {want.get('bytes')} (truncated or altered)")
+        if _sha256(path / name) != want.get("sha256"):
+            raise ValueError(f"{name}: SHA-256 mismatch (altered)")
+    try:
+        read_checkpoint(path / NAME)
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
+    return meta
+
+
+def _superseded_hit(out: Path, ident: str, log, name: str) -> Path | None:
+    """The newest whole copy of this identity in ``out/superseded/`` whose checkpoint verifies."""
+    try:
+        copies = sorted((p for p in (out / SUPERSEDED).iterdir() if p.is_dir()), reverse=True)
+    except OSError:
+        return None
+    for copy_ in copies:
+        if not all((copy_ / f).is_file() for f in (*FILES, "config.json")):
+            continue
+        try:
+            if identity(json.loads((copy_ / "config.json").read_text())) != ident:
+                continue
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            continue
+        try:
+            read_checkpoint(copy_ / NAME)
+        except CheckpointError as exc:
+            print(f"[{name}] run cache: {exc}: that copy is skipped", file=log, flush=True)
+            continue
+        return copy_
+    return None
+
+
+def lookup(cfg: dict, out: Path, root: Path | None, log, name: str, enabled: bool = True) -> dict | None:
+    """Restore the run ``cfg`` (resolved, with provenance) into ``out`` from a verified copy of its
+    identity and return its metrics; None (the run trains) when there is none."""
+    if not enabled:
+        return None
+    ident = identity(cfg)
+    source, meta = _superseded_hit(out, ident, log, name), None
+    if source is None and root is not None:
+        path = root / ident
+        try:
+            present = path.is_dir()
+        except OSError as exc:
+            print(f"[{name}] run cache {root}: cannot be read ({exc.strerror}); training without it", file=log, flush=True)
+            return None
+        if present:
+            try:
+                meta = verify(path)
+                source = path
+            except LookupError as exc:
+                print(f"[{name}] run cache: entry {ident[:12]} has another {exc}: ignored, training", file=log, flush=True)
+            except ValueError as exc:
+                gone = _discard(root, path)  # so that this run's own entry can take its place
+                print(f"[{name}] run cache: entry {ident[:12]} is damaged ({exc}): {'removed' if gone else 'skipped'}, "
+                      "training", file=log, flush=True)
+    if source is None:
+        return None
+    try:
+        return _restore(cfg, out, source, ident, meta, log, name)
+    except OSError as exc:  # e.g. an entry pruned while we linked it: train instead
+        print(f"[{name}] run cache: restoring from {source} failed ({exc}): training", file=log, flush=True)
+        for f in FILES:
+            (out / f).unlink(missing_ok=True)
+        return None
+
+
+def _discard(root: Path, path: Path) -> bool:
+    """Take an entry out of the cache in one step (renamed to a temp name), then delete it."""
+    doomed = root / f".tmp-discard-{path.name}-{os.getpid()}"
+    try:
+        os.rename(path, doomed)
+    except OSError:
+        return False
+    shutil.rmtree(doomed, ignore_errors=True)
+    return True
+
+
+def _restore(cfg: dict, out: Path, source: Path, ident: str, meta: dict | None, log, name: str) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        _link(source / f, out / f)
+    if (out / PREVIOUS).exists():  # a previous epoch of some other run: never a fallback for this one
+        (out / PREVIOUS).unlink()
+    where = (meta or {}).get("trained") or {}
+    note = {"path": str(source), "identity": ident, "checkpoint": checkpoint_digest(out),
+            "kind": "cache" if meta is not None else "superseded", "trained": where}
+    cfg["provenance"] = {**cfg["provenance"], "restored_from": note}
+    save_json(cfg, out / "config.json")
+    metrics = json.loads((out / "metrics.json").read_text())
+    on = f", trained on {where.get('device_name', where.get('device'))} {where.get('precision', '')}".rstrip() if where else ""
+    print(f"[{name}] restored, not trained: identity {ident[:12]} from {source}{on}", file=log, flush=True)
+    save_json(cfg["provenance"], out / RECEIPT)  # last, as after training
+    return metrics
+
+
+def localized(state: dict | None, out: Path) -> dict | None:
+    """A restored run's checkpoint holds the config of the clone that trained it (its folders);
+    this clone's is its ``config.json``. Return ``state`` with that config when the checkpoint is
+    the one restored, so that the run is seen as this clone's own (and not moved aside)."""
+    if state is None:
+        return None
+    try:
+        cfg = json.loads((Path(out) / "config.json").read_text())
+    except (OSError, ValueError):
+        return state
+    note = (cfg.get("provenance") or {}).get("restored_from") if isinstance(cfg, dict) else None
+    if not note or note.get("checkpoint") != checkpoint_digest(Path(out)):
+        return state
+    return {**state, "config": cfg}
+
+
+# --------------------------------------------------------------------------------------------- writing
+def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) -> Path | None:
+    """Store the finished run in ``out`` as its identity's entry (hard links), unless it is there."""
+    if root is None:
+        return None
+    ident = identity(cfg)
+    final = root / ident
+    try:
+        if final.is_dir():
+            return final
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    except OSError as exc:
+        print(f"[{name}] run cache {root}: cannot be written ({exc.strerror or exc}); the run is not stored", file=log, flush=True)
+        return None
+    try:
+        files = {}
+        for f in FILES:
+            _link(out / f, tmp / f)
+            files[f] = {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)}
+        meta = {"layout": LAYOUT, "identity": ident, "files": files, "config": cfg,
+                "checkpoint": checkpoint_digest(tmp), "run": run_name(cfg), "trained": where,
+                "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stored_from": str(Path(out).resolve())}
+        save_json(meta, tmp / ENTRY)
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            os.rename(tmp, final)  # one step: a reader sees no entry or a whole one
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another job stored this identity first: keep theirs
+            return final
+        print(f"[{name}] stored in the run cache as {ident[:12]}", file=log, flush=True)
+        return final
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"[{name}] run cache {root}: cannot be written ({exc.strerror or exc}); the run is not stored", file=log, flush=True)
+        return None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def run_name(cfg: dict) -> dict:
+    return {"method": cfg["method"]["name"], "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
+            "seed": cfg["seed"], "epochs": cfg["epochs"]}
+
+
+# --------------------------------------------------------------------------------------------- managing
+def entries(root: Path) -> tuple[list[dict], list[str]]:
+    """(entries, notes): every whole entry of ``root`` (its manifest, plus ``path``, ``bytes`` and
+    ``mtime``), and a line for each folder that is not one (another layout, no manifest)."""
+    found, notes = [], []
+    try:
+        paths = sorted(p for p in Path(root).iterdir() if p.is_dir() and ID.match(p.name))
+    except FileNotFoundError:
+        return [], []
+    for path in paths:
+        try:
+            meta = _entry(path)
+        except (ValueError, LookupError) as exc:
+            notes.append(f"{path.name[:12]}: ignored ({exc})")
+            continue
+        size = sum(f.stat().st_size for f in path.iterdir())
+        found.append({**meta, "path": path, "bytes": size, "mtime": (path / ENTRY).stat().st_mtime})
+    return found, notes
+
+
+def referenced(entry: dict, results: list[Path]) -> bool:
+    """Whether a run folder may use ``entry``: one of its files has another hard link (a run folder,
+    a superseded copy, DVC's cache: anywhere on this file system), or a run folder under
+    ``results`` records it was restored from this identity (a copy, across file systems)."""
+    for f in FILES:
+        try:
+            if (entry["path"] / f).stat().st_nlink > 1:
+                return True
+        except OSError:
+            pass
+    return entry["identity"] in _restored_identities(tuple(map(str, results)))
+
+
+_RESTORED: dict[tuple, set] = {}
+
+
+def _restored_identities(results: tuple[str, ...]) -> set[str]:
+    if results not in _RESTORED:
+        found = set()
+        for top in results:
+            for cfg_path in Path(top).rglob("config.json"):
+                try:
+                    note = (json.loads(cfg_path.read_text()).get("provenance") or {}).get("restored_from") or {}
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if note.get("identity"):
+                    found.add(note["identity"])
+        _RESTORED[results] = found
+    return _RESTORED[results]
+
+
+UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+SPANS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)i?b?\s*", text.lower())
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    return int(float(m.group(1)) * UNITS[m.group(2)])
+
+
+def parse_age(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
+    if not m:
+        raise ValueError(f"{text!r} is not an age (e.g. 30d, 12h, 2w)")
+    return float(m.group(1)) * SPANS[m.group(2)]
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def listing(root: Path) -> str:
+    """``introspect cache list``: one line per entry and the total."""
+    found, notes = entries(root)
+    lines = [f"run cache {root}: {len(found)} entries"]
+    if found:
+        lines.append(f"{'identity':12s}  {'method':14s} {'dataset':9s} {'model':9s} {'seed':>4s} {'epochs':>6s} "
+                     f"{'size':>10s}  {'stored (UTC)':20s}  trained on")
+    for e in sorted(found, key=lambda e: e.get("stored_at", "")):
+        r, t = e.get("run") or {}, e.get("trained") or {}
+        on = f"{t.get('device_name', t.get('device', '?'))} {t.get('precision', '?')} torch {t.get('torch', '?')} on {t.get('host', '?')}"
+        lines.append(f"{e['identity'][:12]}  {r.get('method', '?'):14s} {r.get('dataset', '?'):9s} {r.get('model', '?'):9s} "
+                     f"{r.get('seed', '?'):>4} {r.get('epochs', '?'):>6} {human(e['bytes']):>10s}  "
+                     f"{e.get('stored_at', '?'):20s}  {on}")
+    lines += [f"  {n}" for n in notes]
+    lines.append(f"total {human(sum(e['bytes'] for e in found))} (files shared by hard links with run folders count once on disk)")
+    return "\n".join(lines)
+
+
+def prune(root: Path, results: list[Path], older_than: float | None = None, larger_than: int | None = None,
+          unreferenced: bool = False, dry_run: bool = False, now: float | None = None) -> list[str]:
+    """Delete the entries that match every filter given and that no run folder may use; return a
+    line per entry deleted (or kept because a run uses it)."""
+    now = time.time() if now is None else now
+    found, _ = entries(root)
+    lines = []
+    for e in found:
+        if older_than is not None and now - e["mtime"] < older_than:
+            continue
+        if larger_than is not None and e["bytes"] <= larger_than:
+            continue
+        r = e.get("run") or {}
+        what = f"{e['identity'][:12]} ({r.get('dataset')}/{r.get('model')}/{r.get('method')} seed{r.get('seed')}, {human(e['bytes'])})"
+        if referenced(e, results):  # whatever the filters say
+            lines.append(f"kept {what}: a run folder uses it")
+            continue
+        if not dry_run and not _discard(root, e["path"]):
+            continue
+        lines.append(f"{'would delete' if dry_run else 'deleted'} {what}")
+    return lines
