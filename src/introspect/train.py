@@ -184,6 +184,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
 
     A folder holding this run resumes it; a folder holding another config is refused, or with
     ``supersede`` (what the workflow asks for when a run's params change) moved aside first.
+    A run with nothing to resume is restored, not trained, from a verified copy of its identity in
+    ``out/superseded/`` or the run cache folder ``cache``; a run trained here is stored there
+    (:mod:`introspect.runcache`; ``restore=False``: neither).
     """
     out = Path(out)
     metrics_path = out / "metrics.json"
@@ -195,9 +198,6 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
 
     cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
-    A run with nothing to resume is restored, not trained, from a verified copy of its identity in
-    ``out/superseded/`` or the run cache folder ``cache``; a run trained here is stored there
-    (:mod:`introspect.runcache`; ``restore=False``: neither).
 
     torch.manual_seed(init_seed(cfg))
     model, method = build(cfg)
@@ -216,6 +216,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     history: list[dict] = []
 
     state, note = load_latest(out)
+    state = runcache.localized(state, out)  # a restored run's checkpoint names the folders of the clone that trained it
     if note:
         print(f"[{name}] {note}", file=log, flush=True)
     if state is not None and not same_config(state["config"], cfg):
@@ -228,8 +229,9 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     if stale:  # same config, but not what the current code would train from what it learns from now
         why = "; ".join(stale)
         print(f"[{name}] stale ({why}): the previous run moved to {move_aside(out, why)}; starting over", file=log)
-    state = runcache.localized(state, out)  # a restored run's checkpoint names the folders of the clone that trained it
         state = None
+    if state is None and (restored := runcache.lookup(cfg, out, cache, log, name, restore)) is not None:
+        return restored
     if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
@@ -242,8 +244,6 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
             return json.loads(metrics_path.read_text())
         print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
     elif cfg["init"]:
-    if state is None and (restored := runcache.lookup(cfg, out, cache, log, name, restore)) is not None:
-        return restored
         load_init(model, Path(cfg["init"]))
         print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
     save_json(cfg, out / "config.json")
@@ -311,6 +311,6 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     metrics |= method.run_metrics()
     save_json(metrics, metrics_path)
     save_json(cfg["provenance"], out / RECEIPT)  # last: the workflow's sign that the run finished
-    return metrics
     if restore:
         runcache.store(cfg, out, cache, log, name, runcache.machine(device.type, bf16))
+    return metrics
