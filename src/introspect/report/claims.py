@@ -290,6 +290,13 @@ class Test:
             return f"more than {stats.MAX_SEEDS} seeds per side"
         return ""
 
+    def _cost(self, n: int) -> str:
+        """" (+1.2 h)": what n seeds per side would add; "" when no seed is missing."""
+        if n <= min(self.a_stat.n, self.b_stat.n):
+            return ""
+        cost = self.extra_seconds(n)
+        return " (cost not estimated: no step time in the bench file)" if cost is None else f" (+{hours(cost)})"
+
     @property
     def plan_text(self) -> str:
         """To decide it: seeds per side (80 % power) and their cost, or why there is no count."""
@@ -299,12 +306,11 @@ class Test:
         if self.power_note:
             parts.append(self.power_note)
         else:
-            cost = self.extra_seconds(self.seeds_needed)
-            parts.append(f"{self.seeds_needed} seeds per side" + (f" (+{hours(cost)})" if cost else ""))
+            parts.append(f"{self.seeds_needed} seeds per side{self._cost(self.seeds_needed)}")
         if self.paper is not None:
-            n, cost = self.seeds_needed_paper, self.extra_seconds(self.seeds_needed_paper)
+            n = self.seeds_needed_paper
             parts.append(f"at the paper's Δ {fmt.signed(self.paper[0])}: "
-                         + (f"{n} per side" + (f" (+{hours(cost)})" if cost else "") if n
+                         + (f"{n} per side{self._cost(n)}" if n
                             else "its Δ points the other way" if self.effect(self.paper[0]) <= 0
                             else f"more than {stats.MAX_SEEDS}" if self.paper[1] > 0 else "no std to plan with"))
         return "; ".join(parts)
@@ -613,7 +619,7 @@ def _test_cells(t: Test) -> dict:
             "p_support": support, "p_support_adjusted": t.p_support_adj, "support_correction": t.support_correction,
             "p_against": against, "p_against_adjusted": t.p_against_adj, "verdict": t.verdict,
             "seeds_needed": t.seeds_needed, "extra_seconds": t.extra_seconds(t.seeds_needed),
-            "paper_diff": t.paper[0] if t.paper else None, "seeds_needed_paper": t.seeds_needed_paper,
+            "paper_diff": round(t.paper[0], 6) if t.paper else None, "seeds_needed_paper": t.seeds_needed_paper,
             "power_note": t.power_note}
 
 
