@@ -320,7 +320,7 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         explainers[paper_ds] = e.get("explainer")
         if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
             build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
-    return Plan(scale, list(p["seeds"]), float(p["significance"]), tables, runs, explanations, p.get("protocol", "last"),
+    return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, runs, explanations, p.get("protocol", "last"),
                 explainers)
 
 

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from .checkpoint import NAME, PREVIOUS, CheckpointError, load_latest, model_weights, read_checkpoint, save_checkpoint
 from .data import DataError, load_prepared, loader
 from .fileio import save_json, save_parquet
-from .methods.runs import build
+from .methods.runs import build, refusals
 from .provenance import RECEIPT, differences, of_run
 from . import runcache
 from .registry import ConfigError
@@ -204,7 +204,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     bf16, channels_last = speed_settings(cfg, device)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     method.to(device, memory_format=layout)
-    method.setup(device)
+    with refusals(cfg):  # a teacher this model cannot be matched with: one line naming both
+        method.setup(device)
     method.to(memory_format=layout)  # what setup built or loaded (a teacher, a regressor) in the run's layout too
     method.bind_data(len(data["tensors"]["y_train"]))
     if cfg["compile"]:

@@ -4,6 +4,7 @@ methods take their teacher this way). Both use only the registries below the tra
 (datasets, models, methods), so a method that learns from another run imports nothing above it."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -22,15 +23,24 @@ def build(cfg: dict) -> tuple[torch.nn.Module, Method]:
     m = cfg["model"]
     model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
     opts = {k: v for k, v in cfg["method"].items() if k != "name"}
-    try:
+    with refusals(cfg, keys=("method", "method.name", "model")):
         method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
+    return method.model, method  # a method may train another form of the configured model (KED)
+
+
+@contextlib.contextmanager
+def refusals(cfg: dict, keys: tuple[str, ...] | None = None):
+    """A ConfigError inside says which method and model it refuses: one line ending ``(method m,
+    model n)``. ``keys``: only errors of these keys (what a method says of a model it cannot
+    use: no conv map, no stages) and an explainer's refusal; an option's bad value stays as it is.
+    None: every error (``Method.setup``: a teacher the model cannot be matched with)."""
+    try:
+        yield
     except ConfigError as exc:
         key, _, why = str(exc).partition(": ")
-        if key in ("method", "method.name", "model") or (key == "method.explainer" and " needs " in why):
-            # a method or explainer that cannot use this model (no conv map, no stages): say which pair
-            raise ConfigError(f"{exc} (method {cfg['method']['name']}, model {m['name']})") from None
+        if keys is None or key in keys or (key == "method.explainer" and " needs " in why):
+            raise ConfigError(f"{exc} (method {cfg['method']['name']}, model {cfg['model']['name']})") from None
         raise
-    return method.model, method  # a method may train another form of the configured model (KED)
 
 
 def load_method(run: Path, device: torch.device) -> tuple[dict, Method]:

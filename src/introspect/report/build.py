@@ -17,6 +17,7 @@ from . import claims as claims_mod
 from . import figures, fmt, tables
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
                       superseded_runs)
+from ..config import read_yaml
 from ..fileio import atomic_write, save_json
 from ..pipeline import Plan
 from ..plan import epochs_of
@@ -234,6 +235,8 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
         claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
+    if config_path and "claims" in (read_yaml(Path(config_path)) or {}):  # the experiment's own (params.yaml claims)
+        claim_list += claims_mod.read_claims(Path(config_path))
     beyond_ids = set()
     if (Path(reference) / "beyond_claims.yaml").exists():  # calibration and explanation quality (beyond.md)
         beyond_claims = claims_mod.read_claims(Path(reference) / "beyond_claims.yaml")
