@@ -140,8 +140,10 @@ def test_the_users_model_gets_the_registry_tests_for_free(copy):
     for explainer in EXPLAINERS.names():
         assert f"explains_a_user_model_or_refuses_it_in_one_line[tinynet-{explainer}]" in collected, explainer
     assert any("test_gap_fc_is_what_the_conv_map_feeds" in line for line in picked)
-    out = run(args, copy["repo"], copy["env"]).stdout
-    assert f"{len(picked)} passed" in out, out[-2000:]
+    # run them, but the methods whose teachers are runs of their own (IE-KD, KED, self-regulated: CI time)
+    own_teachers = [line for line in picked if re.search(r"tinynet-(iekd|ked|srl)", line)]
+    out = run([*args[:-2], "-k", "tinynet and not (iekd or ked or srl)", args[-1]], copy["repo"], copy["env"]).stdout
+    assert f"{len(picked) - len(own_teachers)} passed" in out, out[-2000:]
 
 
 def test_the_cifar100_example_lists_its_models_and_dry_runs_offline(copy):
@@ -154,3 +156,19 @@ def test_the_cifar100_example_lists_its_models_and_dry_runs_offline(copy):
     assert len(p.runs) == 5 * (1 + 4 * 2)  # a teacher and four rows on two models, five seeds
     assert "rule prepare" in text or "prepare" in text
     assert not (exp / "results").exists() and not (exp / "data").exists()  # a dry run writes nothing
+
+
+def test_a_broken_image_in_the_folder_stops_the_workflow_in_one_line_writing_no_result(copy):
+    """The same experiment on a copy of the images with one file damaged: the prepare job fails with
+    one line naming the file; no run starts, nothing is written under results/."""
+    repo, shapes = copy["repo"], copy["repo"] / "experiments" / "shapes"
+    broken = repo / "experiments" / "broken"
+    shutil.copytree(shapes / "data" / "raw", broken / "data" / "raw")
+    shutil.copy(shapes / "params.yaml", broken / "params.yaml")
+    bad = broken / "data" / "raw" / "shapes" / "square" / "7.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    out = run([str(BIN / "snakemake"), "--cores", "1", "--directory", str(broken)], repo, copy["env"], ok=False)
+    assert out.returncode != 0
+    log = (broken / "logs" / "prepare" / "shapes.log").read_text()
+    assert log.count("\n") == 1 and log.startswith(f"introspect: error: data/raw/shapes/square/7.png: unreadable image"), log
+    assert not (broken / "results").exists() and not (broken / "data" / "processed" / "shapes.pt").exists()

@@ -56,7 +56,7 @@ class Folder(Source):
         if (root / "train").is_dir() and (root / "test").is_dir() and "train" not in self.classes:
             return {split: self.read_split(root / split) for split in ("train", "test")}
         x, y = self.read_split(root)
-        tr, te = stratified_split(y, self.test_fraction, self.split_seed, f"{root}: test split")
+        tr, te = stratified_split(y, self.test_fraction, self.split_seed, f"{root}: test split", self.classes)
         return {"train": (x[tr], y[tr]), "test": (x[te], y[te])}
 
     def read_split(self, folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,5 +101,5 @@ class Folder(Source):
         except DataError:
             raise
         except Exception as exc:  # not an image, truncated, unsupported
-            raise DataError(f"{path}: unreadable image ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+            raise DataError(f"{path}: unreadable image ({type(exc).__name__})") from None
         return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)

@@ -25,17 +25,20 @@ def checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def stratified_split(y: torch.Tensor, fraction: float, seed: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(y: torch.Tensor, fraction: float, seed: int, what: str,
+                     classes: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted indices (kept, held out) of a stratified split holding out ``fraction`` of ``y``;
-    a DataError naming ``what`` when a class has too few images for it."""
+    a DataError naming ``what`` and the smallest class when there are too few images for it."""
     from sklearn.model_selection import train_test_split
 
     try:
         kept, held = train_test_split(np.arange(len(y)), test_size=fraction, stratify=y.numpy(), random_state=seed)
-    except ValueError as exc:  # fewer images than classes in a split, or a class with one image
-        counts = torch.bincount(y).tolist()
-        raise DataError(f"{what}: too few images for a stratified {fraction:g} split ({len(y)} images, "
-                        f"{min(counts)} in the smallest class; {' '.join(str(exc).split())})") from None
+    except ValueError:  # a class with one image, or fewer held-out images than classes
+        counts = torch.bincount(y)
+        k = int(torch.where(counts > 0, counts, counts.max() + 1).argmin())
+        name = classes[k] if classes and k < len(classes) else str(k)
+        raise DataError(f"{what}: too few images for a stratified {fraction:g} split: {len(y)} images, class "
+                        f"{name!r} has {int(counts[k])}; each class needs at least 2, and the split one per class") from None
     return torch.from_numpy(np.sort(kept)), torch.from_numpy(np.sort(held))
 
 
@@ -61,7 +64,7 @@ def prepare(name: str, out: Path, raw: Path = Path("data/raw"), val_fraction: fl
     splits = src.fetch(Path(raw) / name)
     check_splits(name, src, splits)
     x, y = splits["train"]
-    tr, va = stratified_split(y, val_fraction, seed, f"{name}: train")
+    tr, va = stratified_split(y, val_fraction, seed, f"{name}: validation split of train", src.classes)
     splits = {"train": (x[tr], y[tr]), "val": (x[va], y[va]), "test": splits["test"]}
     tensors = {f"{k}_{s}": t for s, (xs, ys) in splits.items() for k, t in (("x", xs), ("y", ys))}
     pixels = splits["train"][0].double() / 255
