@@ -39,8 +39,9 @@ def setup(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def planned(dry_run: str) -> set[str]:
-    """The rules of the jobs a dry run would execute."""
-    return set(re.findall(r"^(?:local)?rule (\w+):", dry_run, re.M))
+    """The rules of the jobs a dry run would execute: its job rules, or its "Job stats" table's rows."""
+    stats = re.findall(r"^(\w+)\s+\d+$", dry_run, re.M)
+    return set(re.findall(r"^(?:local)?rule (\w+):", dry_run, re.M)) | set(stats) - {"total"}
 
 
 def report(work: Path, env: dict) -> str:

@@ -446,7 +446,10 @@ def resolved(run: Run) -> dict:
 def recipe_gaps(runs, paper_dataset: str, model: str) -> list[str]:
     """How the runs' training differs from the paper's recipe for (paper dataset, model family):
     epochs, batch size and every optimizer setting the recipe gives (:func:`introspect.config.recipe`)."""
-    want = recipe(paper_dataset, model)
+    try:
+        want = recipe(paper_dataset, model)
+    except (ConfigError, KeyError, StopIteration):  # no recipe to compare with: never the paper's
+        return [f"no recipe of {paper_dataset} for {model} to compare with"]
     gaps = []
     for run in runs:
         got = resolved(run)
