@@ -144,3 +144,40 @@ def test_a_second_clone_pointed_at_the_cache_trains_no_teacher_and_a_damaged_ent
     listed = [line.split() for line in out.stdout.splitlines() if line[:12] in {p.name[:12] for p in lab.iterdir()}]
     assert {(w[1], w[5]) for w in listed} >= {("ce", "1"), ("kd", "1")}, out.stdout  # `introspect cache list`: method, epochs
     runcache.verify(kd_entry)  # the damaged entry was replaced by clone B's run
+    # docs/run-cache.md's management commands as printed, on the lab's cache: every entry is used by a run folder
+    before = sorted(p.name for p in lab.iterdir())
+    out = subprocess.run(["bash", "-e", "-c", docs_block("## Manage it")], cwd=other, env=env_with(INTROSPECT_CACHE=str(lab)),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "total" in out.stdout and "would delete" not in out.stdout and "kept" in out.stdout, out.stdout
+    assert sorted(p.name for p in lab.iterdir()) == before
+
+
+def test_a_cache_shared_through_a_dvc_remote(first, tmp_path):
+    """docs/run-cache.md's DVC blocks as printed: one clone tracks and pushes its cache, another pulls it."""
+    from introspect import runcache
+
+    _, lab, _, _ = first
+    env = env_with(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@t")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for command in (["git", "init", "-q", "-b", "main"], [str(BIN / "dvc"), "init", "-q"]):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's: hard links, no analytics
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "a clone"], cwd=repo, env=env, check=True)
+    shutil.copytree(lab, repo / "runcache")  # what `snakemake` with INTROSPECT_CACHE=runcache stored there
+    first_block, second_block = docs_block("## Share a cache through a DVC remote"), docs_block("In another clone")
+    out = subprocess.run(["bash", "-e", "-c", first_block], cwd=repo, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(repo), str(other)], env=env, check=True)
+    assert not (other / "runcache").exists()
+    out = subprocess.run(["bash", "-e", "-c", second_block], cwd=other, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    pulled, notes = runcache.entries(other / "runcache")
+    assert len(pulled) == len(runcache.entries(lab)[0]) >= 2 and not notes
+    for entry in pulled:
+        runcache.verify(entry["path"])
+        assert entry["identity"][:12] in out.stdout
