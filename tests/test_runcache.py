@@ -205,6 +205,16 @@ def test_list_and_prune_never_touch_what_a_run_folder_uses(synthetic_path, tmp_p
     assert [line.split()[0] for line in lines] == ["kept", "deleted"] or sorted(line.split()[0] for line in lines) == ["deleted", "kept"]
     (left,) = runcache.entries(cache)[0]
     assert left["run"]["seed"] == 0 and (tmp_path / "s0" / "checkpoint.pt").exists()
+    # a run restored by a copy (as across file systems) shares no inode: its restored_from protects the entry
+    _, log = run(cfg_for(synthetic_path), tmp_path / "r", cache)
+    assert "restored, not trained" in log
+    shutil.rmtree(tmp_path / "s0")
+    for name in runcache.FILES:
+        data = (tmp_path / "r" / name).read_bytes()
+        (tmp_path / "r" / name).unlink()
+        (tmp_path / "r" / name).write_bytes(data)
+    assert [line.split()[0] for line in runcache.prune(cache, [tmp_path], unreferenced=True)] == ["kept"]
+    assert [line.split()[0] for line in runcache.prune(cache, [tmp_path / "s0"], unreferenced=True)] == ["deleted"]
 
 
 def test_cache_cli_list_and_prune(synthetic_path, tmp_path, monkeypatch, capsys):

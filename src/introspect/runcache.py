@@ -322,35 +322,33 @@ def entries(root: Path) -> tuple[list[dict], list[str]]:
     return found, notes
 
 
-def referenced(entry: dict, results: list[Path]) -> bool:
+def referenced(entry: dict, restored: set[str]) -> bool:
     """Whether a run folder may use ``entry``: one of its files has another hard link (a run folder,
-    a superseded copy, DVC's cache: anywhere on this file system), or a run folder under
-    ``results`` records it was restored from this identity (a copy, across file systems)."""
+    a superseded copy, DVC's cache: anywhere on this file system), or its identity is in
+    ``restored`` (:func:`restored_identities`: run folders that record it, restored by a copy
+    across file systems)."""
     for f in FILES:
         try:
             if (entry["path"] / f).stat().st_nlink > 1:
                 return True
         except OSError:
             pass
-    return entry["identity"] in _restored_identities(tuple(map(str, results)))
+    return entry["identity"] in restored
 
 
-_RESTORED: dict[tuple, set] = {}
-
-
-def _restored_identities(results: tuple[str, ...]) -> set[str]:
-    if results not in _RESTORED:
-        found = set()
-        for top in results:
-            for cfg_path in Path(top).rglob("config.json"):
-                try:
-                    note = (json.loads(cfg_path.read_text()).get("provenance") or {}).get("restored_from") or {}
-                except (OSError, ValueError, AttributeError):
-                    continue
-                if note.get("identity"):
-                    found.add(note["identity"])
-        _RESTORED[results] = found
-    return _RESTORED[results]
+def restored_identities(results: list[Path]) -> set[str]:
+    """The identities that run folders (and their superseded copies) under ``results`` record in
+    their config.json's ``restored_from``."""
+    found = set()
+    for top in results:
+        for cfg_path in Path(top).rglob("config.json"):
+            try:
+                note = (json.loads(cfg_path.read_text()).get("provenance") or {}).get("restored_from") or {}
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(note, dict) and note.get("identity"):
+                found.add(note["identity"])
+    return found
 
 
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -399,11 +397,12 @@ def listing(root: Path) -> str:
 
 def prune(root: Path, results: list[Path], older_than: float | None = None, larger_than: int | None = None,
           unreferenced: bool = False, dry_run: bool = False, now: float | None = None) -> list[str]:
-    """Delete the entries that match every filter given and that no run folder may use; return a
-    line per entry deleted (or kept because a run uses it)."""
+    """Delete the entries that match every filter given (``unreferenced`` alone: no filter but
+    that one) and that no run folder may use; return a line per entry deleted (or kept because a
+    run uses it)."""
     now = time.time() if now is None else now
     found, _ = entries(root)
-    lines = []
+    restored, lines = restored_identities(results), []
     for e in found:
         if older_than is not None and now - e["mtime"] < older_than:
             continue
@@ -411,7 +410,7 @@ def prune(root: Path, results: list[Path], older_than: float | None = None, larg
             continue
         r = e.get("run") or {}
         what = f"{e['identity'][:12]} ({r.get('dataset')}/{r.get('model')}/{r.get('method')} seed{r.get('seed')}, {human(e['bytes'])})"
-        if referenced(e, results):  # whatever the filters say
+        if referenced(e, restored):  # whatever the filters say
             lines.append(f"kept {what}: a run folder uses it")
             continue
         if not dry_run and not _discard(root, e["path"]):
