@@ -1,0 +1,164 @@
+"""`introspect status`: per table, runs current, stale, running (epoch, s/epoch, ETA), interrupted,
+missing; and the report's first line, marked out of date while a workflow run changes results/."""
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from introspect import pipeline
+from introspect.cli import main
+from introspect.status import OUT_OF_DATE, PROGRESS, collect, mark_out_of_date, render, run_state, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def tiny(work: Path, epochs: int = 1) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["recipes"]["digits"] = {"epochs": epochs, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
+    params["tables"] = {"table2": {"dataset": "cifar10", "metric": "test_acc", "models": ["resnet8"],
+                                   "rows": {"ce": {"method": "ce"}}}}
+    params.pop("explanations")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return work
+
+
+def snakemake(work: Path, *args) -> list[str]:
+    return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *args]
+
+
+def test_importing_status_imports_no_torch():
+    code = "import sys, introspect.status; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_states_from_the_files_of_a_run(tmp_path):
+    now = time.time()
+    live = {"epoch": 2, "epochs": 5, "seconds": [2.0, 4.0], "updated": now, "host": socket.gethostname(), "pid": os.getpid()}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cases = {"a": ("metrics.json", {}), "b": (PROGRESS, live), "c": (PROGRESS, {**live, "pid": dead.pid}),
+             "d": ("checkpoint.pt", {})}
+    for run, (name, content) in cases.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / name).write_text(json.dumps(content))
+    states = {run: run_state(tmp_path, run, 5, now) for run in [*cases, "e"]}
+    assert {r: s.state for r, s in states.items()} == {"a": "current", "b": "running", "c": "interrupted",
+                                                         "d": "interrupted", "e": "missing"}
+    assert states["b"].seconds_per_epoch == 3.0 and states["b"].eta == 9.0  # 3 epochs left at 3 s each
+    # from another host: running while the file is recent, interrupted once it is old
+    other = {**live, "host": "elsewhere", "updated": now - 60}
+    (tmp_path / "b" / PROGRESS).write_text(json.dumps(other))
+    assert run_state(tmp_path, "b", 5, now).state == "running"
+    (tmp_path / "b" / PROGRESS).write_text(json.dumps({**other, "updated": now - 3600}))
+    assert run_state(tmp_path, "b", 5, now).state == "interrupted"
+
+
+def test_training_writes_its_progress(teacher_run):
+    progress = json.loads((teacher_run / PROGRESS).read_text())
+    assert progress["epoch"] == progress["epochs"] == 1 and len(progress["seconds"]) == 1
+    assert progress["pid"] != os.getpid() or progress["host"] == socket.gethostname()
+
+
+def test_per_table_lines_name_stale_and_missing_runs(tmp_path, capsys):
+    work = tiny(tmp_path / "w")
+    plan = pipeline.load(work / "params.yaml")
+    run = work / "results" / "digits/resnet8/ce/seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")  # finished, but with no config.json: not current
+    states = collect(plan, work / "results")
+    assert states["digits/resnet8/ce/seed0"].state == "stale"
+    text = render(plan, work / "results", work / "reports", states)
+    lines = text.splitlines()
+    assert lines[0].startswith("# scale quick: 0 of 1 runs finished and current, 1 stale")
+    assert lines[1].split()[:4] == ["table2", "0/1", "current,", "1"] and "stale" in lines[1]
+    assert "config.json is missing" in text and "no report yet" in text
+    assert main(["status", "--params", str(work / "params.yaml"), "--results", str(work / "results"),
+                 "--reports", str(work / "reports")]) == 0
+    assert capsys.readouterr().out.startswith("# scale quick: 0 of 1 runs")
+    out = io.StringIO()
+    watch(plan, work / "results", work / "reports", 0.0, out=out, rounds=2)
+    assert out.getvalue().count("# scale quick") == 2
+
+
+def test_mark_out_of_date_keeps_the_report_below(tmp_path):
+    index = tmp_path / "index.md"
+    assert not mark_out_of_date(index, "x")
+    index.write_text("**Complete and current**: all 3 planned runs are present and current.\n\n# Tables\n")
+    assert mark_out_of_date(index, "a run started")
+    assert mark_out_of_date(index, "another run started")  # a second mark replaces the first
+    text = index.read_text()
+    assert text.startswith(f"{OUT_OF_DATE}: another run started") and text.count(OUT_OF_DATE) == 1
+    assert text.endswith("\n\n**Complete and current**: all 3 planned runs are present and current.\n\n# Tables\n")
+
+
+def test_a_running_job_its_epoch_and_eta_then_a_kill_leaves_the_report_out_of_date(tmp_path):
+    """The whole DAG once (report: complete); then a run retrains (its config changed): status shows
+    its epoch and ETA while it trains; killed, the report's first line says it is out of date and
+    status says so; resumed, the report is complete and current again."""
+    work = tiny(tmp_path / "w", epochs=1)
+    done = subprocess.run(snakemake(work, "--cores", "1"), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work / "reports/index.md").read_text().startswith("**Complete and current**")
+    tiny(work, epochs=40)  # the run's config changes: it is stale, retrained from scratch
+    progress = work / "results/digits/resnet8/ce/seed0" / PROGRESS
+    proc = subprocess.Popen(snakemake(work, "--cores", "1"), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (progress.exists() and json.loads(progress.read_text())["epoch"] >= 2):
+            assert proc.poll() is None and time.time() < deadline, "training never reached epoch 2"
+            time.sleep(0.1)
+        plan = pipeline.load(work / "params.yaml")
+        text = render(plan, work / "results", work / "reports")
+        assert "1 running" in text.splitlines()[0]
+        running = next(line for line in text.splitlines() if "running digits/resnet8/ce/seed0" in line)
+        assert "of 40" in running and "s/epoch, ETA" in running
+        assert f"# report: {OUT_OF_DATE}" in text  # marked before the job started
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+    assert (work / "reports/index.md").read_text().startswith(OUT_OF_DATE)
+    text = render(pipeline.load(work / "params.yaml"), work / "results", work / "reports")
+    assert "1 interrupted" in text.splitlines()[0] and "--rerun-incomplete" in text
+    tiny(work, epochs=3)  # resume is not the point here: a short run finishes the DAG
+    assert subprocess.run(snakemake(work, "--unlock"), env=ENV, capture_output=True).returncode == 0
+    done = subprocess.run(snakemake(work, "--cores", "1", "--rerun-incomplete"), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work / "reports/index.md").read_text().startswith("**Complete and current**")
+
+
+def test_the_progress_page_runs_as_printed(tmp_path):
+    """docs/progress.md's block, each command as printed, in a folder holding the shipped params.yaml
+    and no results: the plan's first lines, and every run missing."""
+    import re
+    import shutil
+
+    page = (ROOT / "docs" / "progress.md").read_text()
+    (block,) = re.findall(r"```bash\n(.*?)```", page, re.S)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    outs = []
+    for command in filter(str.strip, block.splitlines()):
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+        outs.append(done.stdout)
+    quick, paper, status = outs
+    assert quick.startswith("# scale quick: about ") and "on " in quick.splitlines()[0] and "of this CPU" in quick
+    assert paper.splitlines()[0].startswith("# scale paper: about ") and "introspect bench --device cuda --json b.json" in paper
+    n = len(pipeline.load(tmp_path / "params.yaml").runs)
+    assert status.startswith(f"# scale quick: 0 of {n} runs finished and current, {n} missing")
+    assert "no report yet" in status.splitlines()[-1]
+    if os.cpu_count() == 2:  # the figures the page quotes are the ones the commands print on 2 cores
+        quoted = re.search(r"`(# scale quick: about \d+ min on 2 cores of this CPU)`", page).group(1)
+        assert quick.splitlines()[0] == quoted
+        assert re.search(r"this CPU's figure \(about (\d+ days) on 2 cores\)", page).group(1) in paper.splitlines()[0]
