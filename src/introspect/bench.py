@@ -49,18 +49,26 @@ def teacher_stage(kind: str, teacher: torch.nn.Module, num_classes: int, batch_s
     return stage.eval()
 
 
-def step_times(model_name: str, device: torch.device, batch_size: int, steps: int) -> dict[str, list[float]]:
-    src = DATASETS.get(SHAPES.get(family(model_name), "cifar10"))
+def step_times(model_name: str, device: torch.device, batch_size: int, steps: int, dataset: str | None = None,
+               labels: set[str] | None = None, teacher_model: str | None = None, clock=time.perf_counter,
+               warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds of each timed step per label (ce, le_<explainer>, every other method) of ``model_name``
+    on batches shaped as ``dataset``'s (default: its family's); ``labels``: only these (and ce);
+    ``teacher_model``: the KD family's teacher (default: the paper's for the family); ``clock``:
+    time.process_time times a step in CPU seconds of this process (a shared machine)."""
+    src = DATASETS.get(dataset or SHAPES.get(family(model_name), "cifar10"))
     torch.manual_seed(0)
     base = MODELS.build(model_name, src.channels, src.size, len(src.classes))
     variants = {"ce": ("ce", {})}
     for ex in EXPLAINERS.names():
         if base.conv_layer is not None or not EXPLAINERS.get(ex).needs_conv:
             variants[f"le_{ex}"] = ("le", {"explainer": ex, "warmup": 0})
-    teacher = MODELS.build(TEACHERS[family(model_name)], src.channels, src.size, len(src.classes)).to(device)
+    teacher = MODELS.build(teacher_model or TEACHERS[family(model_name)], src.channels, src.size, len(src.classes)).to(device)
     for name in METHODS.names():
         if name not in ("ce", "le", "le_permut"):
             variants[name] = (name, {"teacher": "in-memory"} if METHODS.get(name).needs_teacher else {})
+    if labels is not None:
+        variants = {k: v for k, v in variants.items() if k == "ce" or k in labels}
     bf16, channels_last = speed_settings({"precision": "auto", "channels_last": "auto"}, device)  # as training does
     layout = torch.channels_last if channels_last else torch.contiguous_format
     runs = {}
@@ -86,17 +94,17 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     def step(label: str) -> float:
         m, opt = runs[label]
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, _ = m.loss(x, y, epoch=0, **({"index": index} if m.uses_index else {}))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         _sync(device)
-        return time.perf_counter() - t0
+        return clock() - t0
 
     for label in runs:  # warm-up: allocator, kernels, autograd caches
-        for _ in range(3):
+        for _ in range(warmup):
             step(label)
     times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(steps):
@@ -176,3 +184,32 @@ def run_bench(device: str, models: list[str], batch_size: int, steps: int, loade
     print(f"images_per_s loader introspect {dev.type} {rates['introspect']:.0f}")
     print(f"images_per_s loader torchvision {dev.type} {rates['torchvision']:.0f}  (DataLoader, {rates['workers']} workers)")
     print(f"ratio loader introspect/torchvision {dev.type} {rates['introspect'] / rates['torchvision']:.2f}")
+
+
+def run_scale_bench(device: str, entries: list[dict], steps: int, json_path: str | None = None, cpu_time: bool = False,
+                    warmup: int = 1, info: str = "") -> None:
+    """Time what a scale trains: ``entries`` (introspect.plan.bench_entries) are one per (dataset, batch
+    size), each with its models' step labels and the teacher each model family learns from. Writes the
+    file `introspect plan --bench` reads: {"device", "torch", "steps", "clock", "entries": [{"dataset",
+    "batch_size", "step_ms": {model: {label: median ms}}}]}."""
+    dev = pick_device(device)
+    clock = time.process_time if cpu_time else time.perf_counter
+    print(f"# device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {steps} interleaved steps per method, "
+          f"{'CPU seconds of this process' if cpu_time else 'wall-clock'}{info}", flush=True)
+    written = []
+    for entry in entries:
+        measured: dict[str, dict[str, float]] = {}
+        for model, labels in entry["models"].items():
+            teacher = entry.get("teachers", {}).get(family(model))
+            times = step_times(model, dev, entry["batch_size"], steps, entry["dataset"], set(labels), teacher, clock, warmup)
+            measured[model] = {label: round(1000 * statistics.median(ts), 3) for label, ts in times.items()}
+            for label, ms in measured[model].items():
+                print(f"step_ms {label} {model} {entry['dataset']} {entry['batch_size']} {dev.type} {ms:.2f}", flush=True)
+        written.append({"dataset": entry["dataset"], "batch_size": entry["batch_size"], "step_ms": measured})
+    if json_path:
+        from .fileio import save_json
+
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+        save_json({"device": name, "torch": torch.__version__, "steps": steps,
+                   "clock": "process_time" if cpu_time else "perf_counter", "entries": written}, Path(json_path))
