@@ -2,19 +2,18 @@
 
 Per table, the runs it shows; then the runs they learn from (teachers, assistants, stages); per run,
 its image passes = epochs x training images. With a bench file (``introspect bench --json FILE`` on
-the device that will train; without ``--bench``, the shipped workflow/bench/cpu.json: one CPU thread,
-MLP1024 at batch 16, the laptop scale), a run's time is, per epoch, its training images x the
-measured step time of its (model, method) / the bench's batch size (an LE run's warm-up epochs at
-CE's step time), plus its evaluation passes (val and test, forward only: EVAL_SHARE of a CE step
-per image); a job (one table row, every seed in turn) adds JOB_START_S of process start-up. The
-wall-clock estimate spreads the jobs over the cores (one thread per job, as the workflow runs them),
-no shorter than the longest job; it ignores that a student waits for its teacher. Then one job
-evaluates every run (``introspect evaluate`` at the scale's settings): per run, the test split forward
-and, per explained image, its all-class maps (an LE step of the model's standard explainer) and the
-forward passes of its deletion and insertion curves and infidelity perturbations (forward passes at
-EVAL_SHARE of a CE step); it starts after the last training job. Not counted: the
-difference between the run's batch size and the bench's (a smaller batch costs more per image:
-such runs are underestimated; a larger one, overestimated).
+the device that will train; without ``--bench``, the shipped workflow/bench/cpu.json: every model
+and method of the three scales, one CPU thread), a run's time is, per epoch, its training images x
+the measured step time of its (model, method) on its dataset at its batch size / that batch size
+(an LE run's warm-up epochs at CE's step time; the bench's entry of the run's dataset, at its batch
+size where there is one), plus its evaluation passes (val and test, forward only: EVAL_SHARE of a CE
+step per image). Then one job evaluates every run (``introspect evaluate`` at the scale's settings):
+per run, the test split forward and, per explained image, its all-class maps (an LE step of the
+model's standard explainer) and the forward passes of its deletion and insertion curves and
+infidelity perturbations. The workflow adds its fixed costs (:func:`fixed_seconds`, measured). The
+wall-clock estimate spreads the jobs over idle cores (one thread per job, as the workflow runs
+them), no shorter than the longest job; it ignores that a student waits for its teacher. A run whose
+step the bench lacks is not estimated: its table shows ``?`` and the first line names it.
 """
 from __future__ import annotations
 
