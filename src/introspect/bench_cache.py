@@ -8,6 +8,7 @@ the toggle alternate between the two folders (A with, A without, B with, ...), s
 machine load; each step is one ``snakemake --cores N`` (data, training, explanations, evaluation,
 report: what a user waits for). Printed per step: wall seconds, runs trained and restored (from the
 train logs), and the bytes on disk of results/ plus the cache (each hard-linked file counted once).
+The steps run a snapshot of the package taken at the start (an edit meanwhile changes no identity).
 """
 from __future__ import annotations
 
@@ -61,8 +62,9 @@ def bench_params(params: dict, dataset: str, epochs: int, tables: list[str] | No
     return p
 
 
-def step(work: Path, cache: str, cores: int) -> dict:
-    env = {**os.environ, "INTROSPECT_CACHE": cache, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def step(work: Path, cache: str, cores: int, src: Path) -> dict:
+    env = {**os.environ, "INTROSPECT_CACHE": cache, "PYTHONPATH": str(src),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     t0 = time.perf_counter()
     out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(ROOT / "Snakefile"),
                           "--directory", str(work), "--cores", str(cores)], env=env, capture_output=True, text=True)
@@ -84,6 +86,11 @@ def toggle_bench(params_path: Path, epochs: str, tables: str | None, seeds: str 
     base = Path(tempfile.mkdtemp(prefix="introspect-cache-bench-"))
     rows = []
     try:
+        # a snapshot of the package: an edit of the source during the benchmark would change the
+        # code digest, and so the runs' identities, between its steps
+        src = base / "src"
+        shutil.copytree(Path(__file__).resolve().parent, src / "introspect", ignore=shutil.ignore_patterns("__pycache__"))
+        (base / "workflow").symlink_to(ROOT / "workflow")  # where the package finds its config schema
         works = {mode: base / mode for mode in ("cache", "off")}
         for work in works.values():
             work.mkdir()
@@ -92,7 +99,7 @@ def toggle_bench(params_path: Path, epochs: str, tables: str | None, seeds: str 
             for mode, work in works.items():
                 (work / "params.yaml").write_text(yaml.safe_dump(
                     bench_params(params, dataset, n_epochs, chosen_tables, chosen_seeds), sort_keys=False))
-                row[mode] = step(work, str(work / ".introspect" / "cache") if mode == "cache" else "off", cores)
+                row[mode] = step(work, str(work / ".introspect" / "cache") if mode == "cache" else "off", cores, src)
             rows.append(row)
         runs = len(list((works["cache"] / "results").rglob("metrics.json"))) - len(
             list((works["cache"] / "results").rglob("superseded/*/metrics.json")))
