@@ -165,6 +165,21 @@ def test_figure2_labels_its_axes_has_a_colorbar_and_explains_a_diagonal_below_on
     figures._plt().close(fig)
 
 
+def test_figure2_over_seeds_says_which_seeds_it_averages():
+    from introspect.report.claims import mean_over_seeds
+
+    runs = {s: {**explanations((4, 4)), "similarity": torch.full((4, 4), 0.1 * (s + 1)).fill_diagonal_(1.0)} for s in (0, 1)}
+    data = mean_over_seeds({**runs, 2: None})
+    assert np.allclose(data["similarity"][0, 1], 0.15) and data["seeds"] == [0, 1] and data["missing"] == [2]
+    fig = figures.draw_figure2(data, "cifar10: mean of seeds 0, 1")
+    text = texts(fig)
+    assert "averages the test-set means of the runs of seeds 0, 1 (2 runs); claim C10 ranks" in text
+    assert "Not averaged (explanations missing or stale): seed 2." in text
+    assert "mean over test images and seeds of" in colorbars(fig)[0].get_ylabel()
+    figures._plt().close(fig)
+    assert figures.seeds_note(explanations((4, 4))) == ""  # one run's matrix: no line about seeds
+
+
 def test_diagonal_note_when_no_map_is_ever_zero():
     note = figures.diagonal_note(np.eye(3) * (1 - 1e-7), ["a", "b", "c"], "grad")
     assert "1 for every class" in note and "Below 1" not in note

@@ -76,6 +76,15 @@ CLAIMS = {"claims": [
 ]}
 
 
+def seed_similarity(seed: int) -> torch.Tensor:
+    """MNIST's matrix per seed: seed 2 puts classes 0, 1, 2 above 5 in 3's row (5 ranks 4th there), the
+    mean of seeds 0-2 does not ((0.1 + 0.1 + 0.95) / 3 < 0.9)."""
+    sim = pair_similarity()
+    if seed == 2:
+        sim[3, [0, 1, 2]] = 0.95
+    return sim
+
+
 def pair_similarity(c: int = 10) -> torch.Tensor:
     sim = torch.full((c, c), 0.1)
     for a, b in PAIRS:
@@ -83,10 +92,11 @@ def pair_similarity(c: int = 10) -> torch.Tensor:
     return sim.fill_diagonal_(1.0)
 
 
-def fake_explanations(classes: list[str], map_shape: tuple, n: int = 3) -> dict:
+def fake_explanations(classes: list[str], map_shape: tuple, n: int = 3, similarity: torch.Tensor | None = None) -> dict:
     g = torch.Generator().manual_seed(0)
     c = len(classes)
-    return {"run": "fake", "explainer": "fake", "classes": classes, "similarity": pair_similarity(c),
+    similarity = pair_similarity(c) if similarity is None else similarity
+    return {"run": "fake", "explainer": "fake", "classes": classes, "similarity": similarity,
             "code_sha256": tool_digest("analysis"),
             "images": torch.rand(n, 3, 16, 16, generator=g), "labels": torch.arange(n), "predictions": torch.arange(n),
             "maps": torch.randn(n, c, *map_shape, generator=g), "cos": torch.rand(n, c, generator=g)}
@@ -128,10 +138,12 @@ def setup(plan, tmp_path_factory):
             test = TEST[run.model, run.variant][run.seed]
             val = VAL.get((run.model, run.variant), [t + 1 for t in TEST[run.model, run.variant]])
             write_run(results, run, test, val[run.seed])
-    torch.save(fake_explanations([f"c{k}" for k in range(10)], (4, 4)),
-               results / plan.explanations["cifar10"].id / "explanations.pt")
-    torch.save(fake_explanations([str(k) for k in range(10)], (3, 16, 16)),
-               results / plan.explanations["mnist"].id / "explanations.pt")
+    # one explanations.pt per seed of the explained rows; on MNIST seed 2 alone breaks the pair (3, 5)
+    for run in plan.explained["cifar10"]:
+        torch.save(fake_explanations([f"c{k}" for k in range(10)], (4, 4)), results / run.id / "explanations.pt")
+    for run in plan.explained["mnist"]:
+        torch.save(fake_explanations([str(k) for k in range(10)], (3, 16, 16), similarity=seed_similarity(run.seed)),
+                   results / run.id / "explanations.pt")
     reference.mkdir()
     (reference / "paper_tables.csv").write_text((REFERENCE / "paper_tables.csv").read_text())
     (reference / "paper_claims.yaml").write_text(yaml.safe_dump(CLAIMS))
@@ -227,9 +239,19 @@ def test_figure2_rank_check(setup):
     assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "cifar10"} == {"not applicable at this scale"}
     assert {r["line_verdict"] for r in rows if r["paper_dataset"] == "mnist"} == {"supported"}
     assert rows[0]["claim_verdict"] == "supported"
-    # one run's explanations: one seed of explanation data, never decided (C10 needs 3)
-    mnist = next(r for r in rows if r["paper_dataset"] == "mnist")
-    assert mnist["status"] == "rehearsal" and "1 seed of explanation data" in mnist["evidence"]
+    # three seeds of explanation data, on synthetic data: a rehearsal
+    mnist = {r["comparison"]: r for r in rows if r["paper_dataset"] == "mnist"}
+    assert {r["status"] for r in mnist.values()} == {"rehearsal"}
+    assert "synthetic stands in for mnist; 3 seeds of explanation data; " in mnist["pair (3, 5)"]["evidence"]
+    # the check is on the mean of the seeds' matrices; each pair says in how many seeds it passes alone
+    assert mnist["pair (3, 5)"]["verdict"] == "supported"
+    assert mnist["pair (3, 5)"]["note"] == "ranks 1 and 1 on the mean of 3 seeds (top 3 passes); passes in 2 of 3 seeds"
+    assert mnist["pair (4, 9)"]["note"].endswith("passes in 3 of 3 seeds")
+    md = (setup["out"] / "claims.md").read_text()
+    assert "| mnist | synthetic | mlp1024 | pair (3, 5): ranks 1 and 1 on the mean of 3 seeds (top 3 passes); " \
+           "passes in 2 of 3 seeds |" in md
+    assert "explainer fake, synthetic/mlp1024/le_grad: the mean of seeds 0, 1, 2" in md
+    assert "evidence: synthetic stands in for mnist; 3 seeds of explanation data;" in md
     sim = pair_similarity().numpy()
     sim[3, [0, 1, 2]] = 0.95  # three classes above 5 in 3's row: 5 ranks 4th there
     checks = claims_mod.check_pairs(sim, [str(k) for k in range(10)], [("3", "5"), ("4", "9"), ("truck", "cat")])
@@ -314,10 +336,11 @@ def test_index_links_resolve(setup):
 
 
 def test_missing_explanations_do_not_crash(setup, plan):
-    (setup["results"] / plan.explanations["cifar10"].id / "explanations.pt").unlink()
+    for run in plan.explained["cifar10"]:
+        (setup["results"] / run.id / "explanations.pt").unlink()
     out = setup["root"] / "reports_missing"
     summary = make_report(plan, setup["results"], setup["reference"], out, "abc1234", "params.yaml")
-    assert len(summary["missing_explanations"]) == 1
+    assert len(summary["missing_explanations"]) == 3
     assert (out / "figures" / "figure1_cifar10.png").stat().st_size > 0
     assert "- missing: explanations `" in (out / "index.md").read_text()
     c10 = [r for r in claim_rows(out) if r["claim"] == "C10" and r["paper_dataset"] == "cifar10"]
@@ -461,3 +484,37 @@ def test_a_row_far_below_ce_is_flagged_unless_a_note_says_why(setup, tmp_path):
     params["tables"]["table2"]["notes"] = {"kd": "no such row"}
     with pytest.raises(pipeline.ConfigError, match=r"tables.table2.notes.kd: no such row"):
         pipeline.plan(params)
+
+
+def test_c10_is_decided_on_three_seeds_of_explanation_data_at_the_papers_recipe():
+    """C10 on real MNIST images (mnist5k) at the paper's MLP recipe: decided with 3 seeds of explanation
+    data, a rehearsal with 2 (explained seeds, or a seed's file missing), the mean over seeds ranked."""
+    params = {**MNIST5K, "explanations": {"mnist": {"model": "mlp1024", "row": "le_grad"}}}
+    plan = pipeline.plan(params)
+    assert [r.seed for r in plan.explained["mnist"]] == [0, 1, 2] and plan.explanations["mnist"].seed == 0
+    claim = {"id": "C10", "check": "top 3"}
+    data = {s: fake_explanations([str(k) for k in range(10)], (3, 16, 16), similarity=seed_similarity(s)) for s in range(3)}
+    line = next(ln for ln in claims_mod.evaluate_figure2(claim, plan, {"mnist": data}) if ln.paper_dataset == "mnist")
+    assert line.decided and line.verdict == "supported" and line.seeds == [0, 1, 2]
+    assert line.evidence == "real mnist images (mnist5k); 3 seeds of explanation data; the paper's recipe (50 epochs, batch 16)"
+    assert line.passing == {("0", "6"): 3, ("1", "7"): 3, ("3", "5"): 2, ("4", "9"): 3}
+    # the mean of the seeds' matrices is what is ranked
+    mean = claims_mod.mean_over_seeds(data)
+    assert mean["seeds"] == [0, 1, 2] and mean["missing"] == []
+    assert mean["similarity"][3, 0] == pytest.approx((0.1 + 0.1 + 0.95) / 3) and mean["similarity"][3, 5] == pytest.approx(0.9)
+    mean = claims_mod.mean_over_seeds({1: data[2], 2: data[2]})
+    assert claims_mod.check_pairs(mean["similarity"], [str(k) for k in range(10)], [("3", "5")])[0].ranks == (4, 1)
+    # a seed's explanations missing: the mean of the other two, a rehearsal that names the missing seed
+    line = next(ln for ln in claims_mod.evaluate_figure2(claim, plan, {"mnist": {**data, 1: None}})
+                if ln.paper_dataset == "mnist")
+    assert not line.decided and line.seeds == [0, 2] and "seed 1 missing (or stale)" in line.note
+    assert "2 seeds of explanation data (a decided verdict needs 3)" in line.evidence
+    # two explained seeds: a rehearsal; Figure 1's seed must be one of them
+    two = pipeline.plan({**params, "explanations": {"mnist": {"model": "mlp1024", "row": "le_grad", "seeds": [1, 2]}}})
+    assert two.explanations["mnist"].seed == 1
+    line = next(ln for ln in claims_mod.evaluate_figure2(claim, two, {"mnist": data}) if ln.paper_dataset == "mnist")
+    assert not line.decided and line.seeds == [1, 2]
+    with pytest.raises(pipeline.ConfigError, match=r"explanations\.mnist\.seed: 0 is not one of the explained seeds \(1, 2"):
+        pipeline.plan({**params, "explanations": {"mnist": {"model": "mlp1024", "row": "le_grad", "seeds": [1, 2], "seed": 0}}})
+    with pytest.raises(pipeline.ConfigError, match=r"explanations\.mnist: run mnist5k/mlp1024/le_grad/seed7 is not in any table"):
+        pipeline.plan({**params, "explanations": {"mnist": {"model": "mlp1024", "row": "le_grad", "seeds": [0, 7]}}})

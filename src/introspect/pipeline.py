@@ -82,9 +82,12 @@ class Plan:
     significance: float
     tables: list[Table]
     runs: dict[str, Run]
-    explanations: dict[str, Run]  # paper dataset -> the run whose maps make Figures 1 and 2
+    explanations: dict[str, Run]  # paper dataset -> the run whose example maps make Figure 1 (one seed)
     protocol: str = "last"  # which test accuracy tables and verdicts use: the last epoch's or the best-val epoch's
     explainers: dict[str, str | None] = field(default_factory=dict)  # paper dataset -> its figures' explainer (None: the run's own)
+    # paper dataset -> the explained row's runs, one per seed (Figure 1's among them), each with its own
+    # explanations.pt: Figure 2 and claim C10 average their class-similarity matrices
+    explained: dict[str, list[Run]] = field(default_factory=dict)
 
     def shown(self, table: Table) -> set[str]:
         """The ids of the runs ``table`` shows (its rows' variants on its models, every seed); not the
@@ -95,7 +98,12 @@ class Plan:
 
     def explainer_of(self, run_id: str) -> str | None:
         """The explainer of the Figures 1-2 maps of run ``run_id`` (None: the run's own)."""
-        return next(self.explainers.get(ds) for ds, run in self.explanations.items() if run.id == run_id)
+        return next(self.explainers.get(ds) for ds, runs in self.explained_runs().items() if run_id in {r.id for r in runs})
+
+    def explained_runs(self) -> dict[str, list[Run]]:
+        """Paper dataset -> every run whose explanations.pt is computed (``explained``; a plan built by
+        hand with only ``explanations`` explains that one run)."""
+        return {ds: self.explained.get(ds) or [run] for ds, run in self.explanations.items()}
 
 
 def at_scale(value, scale: str, key: str = ""):
@@ -308,20 +316,30 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
                             t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
                             list(t.get("columns") or []), table_notes(name, t, rows)))
 
-    explanations, explainers = {}, {}
+    explanations, explainers, explained = {}, {}, {}
     for paper_ds, e in (p.get("explanations") or {}).items():
         dataset = p["datasets"].get(paper_ds)
         if dataset is None and paper_ds in p["datasets"]:
             continue  # not run at this scale
-        run_id = f"{dataset}/{e['model']}/{e['row']}/seed{e['seed']}"
-        if run_id not in runs:
-            raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
+        # Figure 2 and C10: the row's explanations at every seed of `seeds` (default: the scale's);
+        # Figure 1: those of `seed` (default: the first of them)
+        seeds = list(e.get("seeds") or p["seeds"])
+        seed = e.get("seed", seeds[0])
+        if seed not in seeds:
+            raise ConfigError(f"explanations.{paper_ds}.seed: {seed} is not one of the explained seeds "
+                              f"({', '.join(map(str, seeds))}: explanations.{paper_ds}.seeds, else the scale's seeds)")
+        for s in seeds:
+            run_id = f"{dataset}/{e['model']}/{e['row']}/seed{s}"
+            if run_id not in runs:
+                raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
+        explained[paper_ds] = [runs[f"{dataset}/{e['model']}/{e['row']}/seed{s}"] for s in seeds]
+        run_id = f"{dataset}/{e['model']}/{e['row']}/seed{seed}"
         explanations[paper_ds] = runs[run_id]
         explainers[paper_ds] = e.get("explainer")
         if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
             build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
     return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, runs, explanations, p.get("protocol", "last"),
-                explainers)
+                explainers, explained)
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:

@@ -64,7 +64,7 @@ def all_receipts():
 
 
 def all_explanations():
-    return [f"results/{run.id}/explanations.pt" for run in PLAN.explanations.values()]
+    return [f"results/{run.id}/explanations.pt" for runs in PLAN.explained_runs().values() for run in runs]
 
 
 def report_figures():

@@ -225,12 +225,16 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
         text(f"tables/{table.name}.tex", rendered.latex())
     text("tables/sweeps.md", tables.sweeps_markdown(plan, res))
 
+    # paper dataset -> seed -> that run's explanations.pt (None: missing or stale): Figure 1 draws one
+    # seed's examples, Figure 2 and C10 use the mean of every seed's similarity matrix
     explanations, missing_explanations = {}, []
-    for paper_dataset, run in sorted(plan.explanations.items()):
-        path = results / run.id / "explanations.pt"
-        explanations[paper_dataset] = load_explanations(path)
-        if explanations[paper_dataset] is None:
-            missing_explanations.append(str(path))
+    for paper_dataset, runs in sorted(plan.explained_runs().items()):
+        explanations[paper_dataset] = {}
+        for run in runs:
+            path = results / run.id / "explanations.pt"
+            explanations[paper_dataset][run.seed] = load_explanations(path)
+            if explanations[paper_dataset][run.seed] is None:
+                missing_explanations.append(str(path))
 
     claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
@@ -253,13 +257,17 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     written += beyond.write_page(plan, res, [(c, ls) for c, ls in evaluated if c["id"] in beyond_ids], out)
 
     stems = []
-    for paper_dataset, data in explanations.items():
+    for paper_dataset, per_seed in explanations.items():
         run = plan.explanations[paper_dataset]
-        title = figures.explanation_title(
-            paper_dataset, run.dataset, f"{run.model} {run.variant} seed {run.seed}",
-            plan.explainers.get(paper_dataset) or (data or {}).get("explainer"), trained_explainer(run),
-            claims_mod.real_data(run.dataset, paper_dataset))
-        for name, draw in (("figure1", figures.figure1), ("figure2", figures.figure2)):
+        mean = claims_mod.mean_over_seeds(per_seed)
+        seeds = mean["seeds"] if mean else sorted(per_seed)
+        for name, draw, data, label in (
+                ("figure1", figures.figure1, per_seed.get(run.seed), f"seed {run.seed}"),
+                ("figure2", figures.figure2, mean, f"(mean of seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))})")):
+            title = figures.explanation_title(
+                paper_dataset, run.dataset, f"{run.model} {run.variant} {label}",
+                plan.explainers.get(paper_dataset) or (data or {}).get("explainer"), trained_explainer(run),
+                claims_mod.real_data(run.dataset, paper_dataset))
             stem = f"figures/{name}_{paper_dataset}"
             if data is None:
                 written += figures.placeholder(out / stem, f"{title}: explanations missing")

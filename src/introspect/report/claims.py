@@ -30,7 +30,8 @@ when at least r comparisons are, not supported when more than k − r are not su
 can then hold), inconclusive otherwise; a comparison not run counts as neither. The claim is made
 at every dataset and model it names: not supported if any line is, supported if all run lines are,
 inconclusive otherwise. A claim whose labels have no row in this config is "not run in this config".
-C10 (Figure 2) is a rank check on the averaged class-by-class explanation similarity instead.
+C10 (Figure 2) is a rank check on the class-by-class explanation similarity instead, averaged over the
+test set and over the explained row's seeds (:func:`evaluate_figure2`).
 
 Evidence. Every comparison carries the Welch 95 % confidence interval of Δ and, when inconclusive,
 the seeds per side that would give its test 80 % power at the observed Δ and pooled std (and, for a
@@ -39,7 +40,7 @@ the missing seeds would cost (:func:`introspect.plan.seconds_per_run`). A line i
 its runs are on the paper's dataset or real images of it, with at least MIN_SEEDS seeds on every side,
 trained with the paper's recipe for (paper dataset, model family) (epochs, batch size, optimizer:
 :func:`introspect.config.recipe`); otherwise it is a *rehearsal* (it exercises the pipeline), and its
-verdict says so. C10 needs MIN_SEEDS seeds of explanation data to be decided.
+verdict says so. C10 needs MIN_SEEDS seeds of explanation data (one explanations.pt per seed) to be decided.
 """
 from __future__ import annotations
 
@@ -509,34 +510,83 @@ def decide(lines: list[Line], rule: str) -> None:
 
 @dataclass
 class PairLine(Line):
-    checks: list[PairCheck] = field(default_factory=list)
+    checks: list[PairCheck] = field(default_factory=list)  # on the mean over seeds
+    seeds: list[int] = field(default_factory=list)  # the seeds whose explanations were averaged
+    passing: dict[tuple[str, str], int] = field(default_factory=dict)  # pair -> how many of those seeds pass it alone
+
+    def pair_text(self, c: PairCheck) -> str:
+        """``ranks 1 and 2 on the mean of 3 seeds; passes in 3 of 3 seeds``."""
+        if c.ranks is None:
+            return "not among this dataset's classes"
+        n = len(self.seeds)
+        return (f"ranks {c.ranks[0]} and {c.ranks[1]} on the mean of {n} seed{'s' * (n != 1)} (top {TOP} passes); "
+                f"passes in {self.passing.get(c.pair, 0)} of {n} seed{'s' * (n != 1)}")
 
 
-def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict | None],
+def mean_over_seeds(explained: dict[int, dict | None]) -> dict | None:
+    """Figure 2 over seeds. ``explained`` maps each seed to its run's explanations.pt (None: missing or
+    stale). Returns the first present seed's data with ``similarity`` the element-wise mean of the
+    present seeds' matrices (each already a test-set mean), ``seeds`` the seeds averaged and ``missing``
+    the others; None when no seed has data. A seed whose classes differ from the first present one's is
+    not averaged (it is listed in ``missing``)."""
+    present = {s: d for s, d in sorted(explained.items()) if d is not None}
+    if not present:
+        return None
+    first = next(iter(present.values()))
+    classes = [str(c) for c in first["classes"]]
+    used = [s for s, d in present.items() if [str(c) for c in d["classes"]] == classes]
+    sim = np.mean([np.asarray(_matrix(present[s]["similarity"]), dtype=float) for s in used], axis=0)
+    return {**first, "similarity": sim, "seeds": used, "missing": sorted(set(explained) - set(used))}
+
+
+def _matrix(x):
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else x
+
+
+def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict[int, dict | None]],
                      pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> list[Line]:
-    """C10: per paper dataset, do the named pairs rank in each other's top 3 (see :func:`check_pairs`)?
-    One run's explanations (one seed) make the check: decided needs MIN_SEEDS seeds of them."""
+    """C10: per paper dataset, do the named pairs rank in each other's top 3 (see :func:`check_pairs`)
+    in the class-by-class similarity averaged over the explained row's seeds (:func:`mean_over_seeds`;
+    ``explanations``: paper dataset -> seed -> that run's explanations.pt or None)? Each pair also
+    counts the seeds it passes in alone. Decided needs MIN_SEEDS seeds of explanation data (and real
+    data, the paper's recipe: :func:`judge`)."""
     lines = []
+    explained = plan.explained_runs()
     for paper_dataset in sorted(pairs):
-        run = plan.explanations.get(paper_dataset)
+        runs = explained.get(paper_dataset) or []
+        run = runs[0] if runs else None
         line = PairLine(claim["id"], paper_dataset, run.dataset if run else None, run.model if run else "")
-        data = explanations.get(paper_dataset)
+        per_seed = {r.seed: (explanations.get(paper_dataset) or {}).get(r.seed) for r in runs}
+        data = mean_over_seeds(per_seed)
         if run is None:
             line.verdict = NOT_RUN
         elif data is None:
-            line.verdict, line.note = INCONCLUSIVE, f"explanations of {run.id} are {MISSING} (or stale)"
+            line.verdict = INCONCLUSIVE
+            line.note = f"explanations of {', '.join(r.id for r in runs)} are {MISSING} (or stale)"
         else:
-            line.checks = check_pairs(data["similarity"], [str(c) for c in data["classes"]], pairs[paper_dataset])
+            classes = [str(c) for c in data["classes"]]
+            line.seeds = data["seeds"]
+            line.checks = check_pairs(data["similarity"], classes, pairs[paper_dataset])
+            for s in line.seeds:
+                for c in check_pairs(per_seed[s]["similarity"], classes, pairs[paper_dataset]):
+                    line.passing[c.pair] = line.passing.get(c.pair, 0) + c.passes
             checked = [c for c in line.checks if c.ranks is not None]
             if not checked:
                 line.verdict = NOT_APPLICABLE
-                line.note = f"{run.dataset} has classes {', '.join(map(str, data['classes']))}"
+                line.note = f"{run.dataset} has classes {', '.join(classes)}"
             else:
                 line.verdict = SUPPORTED if all(c.passes for c in checked) else NOT_SUPPORTED
-                line.note = f"explainer {data.get('explainer', '?')}, run {run.id}"
+                seeds = ", ".join(map(str, line.seeds))
+                line.note = (f"explainer {data.get('explainer', '?')}, {run.dataset}/{run.model}/{run.variant}: "
+                             f"the mean of seed{'s' * (len(line.seeds) != 1)} {seeds}")
+                if data["missing"]:
+                    line.note += f"; seed{'s' * (len(data['missing']) != 1)} {', '.join(map(str, data['missing']))} " \
+                                 f"{MISSING} (or stale)"
         if run is not None:
-            judge(line, [run], 1)
-            line.evidence = line.evidence.replace("1 seed a side", "1 seed of explanation data")
+            n = len(line.seeds)
+            judge(line, [r for r in runs if r.seed in line.seeds] or runs, n)
+            line.evidence = line.evidence.replace(f"{n} seed{'s' * (n != 1)} a side",
+                                                  f"{n} seed{'s' * (n != 1)} of explanation data")
         lines.append(line)
     return lines
 
@@ -644,7 +694,7 @@ def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
             for c in getattr(line, "checks", []):
                 items.append({"comparison": f"pair ({c.pair[0]}, {c.pair[1]})",
                               "verdict": NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED,
-                              "note": "" if c.ranks is None else f"ranks {c.ranks[0]} and {c.ranks[1]} (top {TOP} passes)"})
+                              "note": "" if c.ranks is None else line.pair_text(c)})
             rows += [{k: None for k in CSV_COLUMNS} | base | item for item in items or [{"verdict": line.verdict}]]
     return [{k: ("" if fmt.missing(r[k]) else r[k]) for k in CSV_COLUMNS} for r in rows]
 
@@ -663,7 +713,7 @@ def legend(plan: Plan) -> str:
         f"real images of it, with at least {MIN_SEEDS} seeds on every side, trained with the paper's recipe for "
         "that dataset and model family (epochs, batch size, optimizer); every other verdict is a *rehearsal*: it "
         "exercises the pipeline and is marked \"(rehearsal)\" in its cell. The `evidence` says why. C10 needs "
-        f"{MIN_SEEDS} seeds of explanation data to be decided.",
+        f"{MIN_SEEDS} seeds of explanation data (one explained run per seed) to be decided.",
         "- Each comparison `a op b` is a one-sided question about Δ = mean(a) − mean(b) over seeds; `<` and "
         "`<=` swap the sides (`a < b` is asked as `b > a`). Tests: Welch's one-sided t-tests "
         "(scipy.stats.ttest_ind, equal_var=False).",
@@ -691,7 +741,9 @@ def legend(plan: Plan) -> str:
         "if every run line is, **inconclusive** otherwise; **not run in this config** when no line was run; "
         "it is decided only when every line that gives its verdict is.",
         f"- C10 (Figure 2) is a rank check instead: a pair passes when each class ranks in the top {TOP} of "
-        "the other's row of the averaged explanation similarity; supported when every applicable pair passes.\n"])
+        "the other's row of the class-by-class explanation similarity averaged over the test set and over the "
+        "explained row's seeds (the mean of one matrix per seed, as Figure 2 draws it); supported when every "
+        "applicable pair passes on that mean. Each pair also says in how many of the seeds it passes alone.\n"])
 
 
 def _rule_line(claim: dict) -> str:
@@ -757,10 +809,9 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
                                  _pcell(t.pvalues[0], t.p_support_adj), _pcell(t.pvalues[1], t.p_against_adj),
                                  shown(t.verdict, line.status), t.plan_text])
             for c in getattr(line, "checks", []):
-                ranks = fmt.DASH if c.ranks is None else f"{c.ranks[0]}, {c.ranks[1]}"
-                rows.append([*where, f"pair ({c.pair[0]}, {c.pair[1]}), ranks {ranks}", "", "", "", "", "", "", "",
-                             shown(NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED,
-                                   line.status), ""])
+                rows.append([*where, f"pair ({c.pair[0]}, {c.pair[1]}): {line.pair_text(c)}", "", "", "", "", "",
+                             "", "", shown(NOT_APPLICABLE if c.ranks is None else SUPPORTED if c.passes else NOT_SUPPORTED,
+                                          line.status), ""])
             rows.append([*where, "**at this dataset and model**", "", "", "", "", "", "", "",
                          f"**{shown(line.verdict, line.status)}**" + (f" ({line.note})" if line.note else ""),
                          f"evidence: {line.evidence}" if line.evidence else ""])

@@ -5,8 +5,10 @@
   the ground-truth class map; one colorbar per image. Signed maps (input gradients [C, H, W],
   summed over colour channels) use a diverging colormap centred at 0; non-negative maps
   (Grad-CAM [h, w]) a sequential one from 0.
-- Figure 2: the class-by-class explanation similarity averaged over the test set, with a line
-  saying what its diagonal is (the share of test images whose class map is not all zero).
+- Figure 2: the class-by-class explanation similarity averaged over the test set and over the
+  explained row's seeds (the mean of one matrix per seed's run, ``claims.mean_over_seeds``, the very
+  matrix claim C10 ranks), with lines saying which seeds it averages and what its diagonal is (the
+  share of test images whose class map is not all zero).
 - Figure 3: the test metric of LE per explainer, per model: mean ± std over seeds as points with
   error bars (the axis is zoomed, so no bar lengths are drawn), each seed as a small dot.
 When the data behind a figure is missing the figure says so, so every expected file exists.
@@ -202,6 +204,20 @@ def diagonal_note(similarity: np.ndarray, classes: list[str], explainer: str) ->
     return f"{head}\nBelow 1 here, so some maps are all zero{why}: {listed}."
 
 
+def seeds_note(data: dict) -> str:
+    """Which seeds Figure 2 averages (``seeds``, ``missing``: :func:`introspect.report.claims.mean_over_seeds`);
+    "" for one run's matrix."""
+    seeds, missing = list(data.get("seeds") or []), list(data.get("missing") or [])
+    if not seeds:
+        return ""
+    plural = "s" * (len(seeds) != 1)
+    text = (f"Each entry averages the test-set means of the runs of seed{plural} {', '.join(map(str, seeds))} "
+            f"({len(seeds)} run{plural}); claim C10 ranks the known-similar pairs on this mean.")
+    if missing:
+        text += f" Not averaged (explanations missing or stale): seed{'s' * (len(missing) != 1)} {', '.join(map(str, missing))}."
+    return text + "\n"
+
+
 def draw_figure2(data: dict, title: str):
     plt = _plt()
     classes = [str(c) for c in data["classes"]]
@@ -218,9 +234,10 @@ def draw_figure2(data: dict, title: str):
             for j in range(c):
                 ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if sim[i, j] < 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, label=r"mean over test images of $\cos(e^k, e^m)$")
+    over = "test images and seeds" if data.get("seeds") else "test images"
+    fig.colorbar(im, ax=ax, fraction=0.046, label=rf"mean over {over} of $\cos(e^k, e^m)$")
     ax.set_title(title, fontsize=9)
-    fig.text(0.0, 0.0, diagonal_note(sim, classes, str(data.get("explainer", "?"))), fontsize=6.5,
+    fig.text(0.0, 0.0, seeds_note(data) + diagonal_note(sim, classes, str(data.get("explainer", "?"))), fontsize=6.5,
              ha="left", va="top", wrap=True)
     return fig
 
