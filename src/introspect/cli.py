@@ -261,12 +261,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="turn a dataset into one checksummed tensor file")
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", help="default: data/processed/<dataset>.pt")
-    s.add_argument("--raw", default="data/raw", help="where raw downloads live (per dataset subfolder)")
+    s.add_argument("--raw", default="data/raw", help="where raw files live, per dataset subfolder: downloads, "
+                   "or an image folder's class subfolders (docs/your-data.md)")
     s.add_argument("--val-fraction", type=float, default=0.1, help="share of train carved out as validation")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("models", help="list the models and their parameter counts for a dataset")
+    s = sub.add_parser("models", help="list the models and their parameter counts for a dataset "
+                       "(any registered one: cifar10, cifar100, svhn, fashionmnist, mnist, ... or your own)")
     s.add_argument("--dataset", default="cifar10")
     s.set_defaults(func=cmd_models)
 
