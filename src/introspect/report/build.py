@@ -239,7 +239,8 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
         claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
-    if config_path and "claims" in (read_yaml(Path(config_path)) or {}):  # the experiment's own (params.yaml claims)
+    if config_path and Path(config_path).is_file() and "claims" in (read_yaml(Path(config_path)) or {}):
+        # the experiment's own claims (params.yaml claims, e.g. on a user's data: docs/your-data.md)
         claim_list += claims_mod.read_claims(Path(config_path))
     beyond_ids = set()
     if (Path(reference) / "beyond_claims.yaml").exists():  # calibration and explanation quality (beyond.md)
