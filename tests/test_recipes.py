@@ -86,3 +86,12 @@ def test_a_method_that_cannot_use_the_model_names_both(capsys):
     assert main(["train", "--dataset", "mnist5k", "--model", "mlp1024", "--method", "ls", "--set", "method.alpha=2",
                  "--print-config"]) == 2
     assert "model mlp1024" not in capsys.readouterr().err
+
+
+def test_a_model_too_deep_for_the_images_is_one_line(monkeypatch, capsys):
+    tiny = type("Tiny", (Source,), {"channels": 1, "size": 8, "classes": ("a", "b"),
+                                    "recipes": {"*": {"epochs": 1, "batch_size": 4, "optim": {"lr": 0.1, "milestones": [], "weight_decay": 0.0}}}})
+    monkeypatch.setitem(DATASETS._entries, "tiny8", tiny)
+    assert main(["train", "--dataset", "tiny8", "--model", "cnn10", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("introspect: error: model.name: cnn10 cannot read tiny8's 1x8x8 images"), err

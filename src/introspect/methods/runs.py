@@ -21,7 +21,11 @@ def build(cfg: dict) -> tuple[torch.nn.Module, Method]:
     """The trained model and the method of a resolved config (ConfigError for impossible combinations)."""
     src = DATASETS.get(cfg["dataset"]["name"])
     m = cfg["model"]
-    model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
+    try:
+        model = MODELS.build(m["name"], src.channels, src.size, len(src.classes), dropout=m["dropout"])
+    except ValueError as exc:  # e.g. CNN-10's four max-pools on 8x8 images
+        raise ConfigError(f"model.name: {m['name']} cannot read {cfg['dataset']['name']}'s {src.channels}x{src.size}x"
+                          f"{src.size} images ({exc})") from None
     opts = {k: v for k, v in cfg["method"].items() if k != "name"}
     with refusals(cfg, keys=("method", "method.name", "model")):
         method = METHODS.build(cfg["method"]["name"], model, len(src.classes), **opts)
