@@ -296,3 +296,19 @@ def test_a_bad_image_folder_is_one_line_naming_the_file_or_class_and_nothing_is_
     assert err.count("\n") == 1 and err.startswith("introspect: error: "), err
     assert words in err and str(root / named) in err, err
     assert not out.exists() and not out.parent.exists()
+
+
+def test_a_runs_code_digest_covers_the_data_core_and_its_own_datasets_source(folder_source):
+    from pathlib import Path
+
+    from introspect import provenance
+    from introspect.provenance import code_digest, code_files
+
+    package = Path(provenance.__file__).resolve().parent
+    files = {p.relative_to(package).as_posix() for p in code_files("ce", "resnet8", "cifar100")}
+    assert {"data/__init__.py", "data/base.py", "data/prepared.py", "data/device.py", "data/download.py",
+            "data/sources/cifar100.py", "data/sources/cifar10.py"} <= files  # CIFAR-100 reads with CIFAR10's helper
+    assert not files & {"data/sources/svhn.py", "data/folder.py", "data/sources/digits.py"}
+    folder_source()
+    assert "data/folder.py" in {p.relative_to(package).as_posix() for p in code_files("ce", "resnet8", "myimages")}
+    assert code_digest("ce", "resnet8", "cifar100") != code_digest("ce", "resnet8", "svhn")
