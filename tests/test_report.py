@@ -176,7 +176,8 @@ def test_table_mean_std_n_paper_value_and_difference(setup):
     assert "| ce | 4.00 ± 1.00 (3) | 1.39 ± 0.05 | — |" in table3
     assert "reported by Pereyra et al. 2017" in table3  # extra published rows
     figure3 = (out / "tables" / "figure3.md").read_text()
-    assert "| le_grad | 87.00 ± 1.00 (3) | — | — |" in figure3  # no paper numbers for Figure 3
+    assert "| le_grad | 87.00 ± 1.00 (3) |\n" in figure3  # no published numbers for Figure 3: no paper, Δ columns
+    assert "paper: published" not in figure3
     tex = (out / "tables" / "table2.tex").read_text()
     assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
     assert r"ls ($\alpha$=0.8) & 71.00 $\pm$ 1.00 (3) & 88.14 $\pm$ 0.16 & --- \\" in tex
@@ -367,10 +368,10 @@ def test_extra_columns_and_a_rows_own_teacher(tmp_path):
                                                    "samples_used": used[run.variant] + run.seed, "params": 1234567.0}))
         write_current_config(d, run)
     md = build_table(plan.tables[0], Results(plan, tmp_path), {}).markdown()
-    assert "| method | resnet8 ours | resnet8 paper | resnet8 Δ | resnet8 samples used (%) | resnet8 params |" in md
-    assert "| srl_hybrid | 90.50 ± 0.71 (2) | — | — | 40.5 | 1,234,567 |" in md
-    assert "| teacher (resnet8, ce) | 90.50 ± 0.71 (2) | — | — | 100.5 | 1,234,567 |" in md
-    assert "| teacher of srl_significance, srl_hybrid (resnet8, srl_teacher) | 90.50 ± 0.71 (2) | — | — | 60.5 |" in md
+    assert "| method | resnet8 ours | resnet8 samples used (%) | resnet8 params |" in md  # no published table: no paper, Δ
+    assert "| srl_hybrid | 90.50 ± 0.71 (2) | 40.5 | 1,234,567 |" in md
+    assert "| teacher (resnet8, ce) | 90.50 ± 0.71 (2) | 100.5 | 1,234,567 |" in md
+    assert "| teacher of srl_significance, srl_hybrid (resnet8, srl_teacher) | 90.50 ± 0.71 (2) | 60.5 |" in md
 
 
 def test_the_difference_to_the_paper_is_shown_only_on_the_papers_dataset():

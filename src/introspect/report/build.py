@@ -30,6 +30,7 @@ RESULTS_SCHEMA = pa.schema([
     ("epochs", pa.int64()), ("wall_seconds", pa.float64()),
 ])
 TITLE = "Introspective Learning by Distilling Knowledge from Online Self-explanation (LE)"
+PAPER_DATASETS = ("cifar10", "mnist")  # the datasets the paper trains on
 
 
 def write_text(path: Path, text: str) -> None:
@@ -144,8 +145,11 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
         return f"[{text or path}]({path})"
 
     mapping = [[p, d if d == p else f"{d} (stands in for {p} at scale {plan.scale})"] for p, d in dataset_mapping(plan)]
-    first = (f"# Report (a rehearsal: no verdict here is decided, every one exercises the pipeline): {TITLE}\n"
-             if all_rehearsals(evaluated) else f"# Report: {TITLE}\n")
+    # A config whose tables are all on datasets of its own (docs/your-data.md) reports on them, not on the paper.
+    title = TITLE if any(t.paper_dataset in PAPER_DATASETS for t in plan.tables) else \
+        f"{', '.join(sorted({t.paper_dataset for t in plan.tables}))} (your own tables, not the paper's)"
+    first = (f"# Report (a rehearsal: no verdict here is decided, every one exercises the pipeline): {title}\n"
+             if all_rehearsals(evaluated) else f"# Report: {title}\n")
     plans = [(c["id"], claims_mod.to_decide(ls)) for c, ls in evaluated
              if claims_mod.claim_verdict(ls) == claims_mod.INCONCLUSIVE]
     out = [first,

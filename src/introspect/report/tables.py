@@ -83,13 +83,14 @@ PROTOCOL_NOTES = {"last": "at the last epoch (the paper's protocol)",
                   "best_val": "at the epoch of best validation accuracy (protocol best_val)"}
 
 
-def caption(table: Table, scale: str, protocol: str = "last") -> str:
+def caption(table: Table, scale: str, protocol: str = "last", published: bool = True) -> str:
+    """The table's caption; ``published``: the paper has numbers for this table (not so for a user's own)."""
     sweeps = any(r.sweep_key for r in table.rows)
     delta = ("Δ = ours − paper" if same_data(table) else
              f"no Δ: the paper's numbers are on {table.paper_dataset}, another dataset than ours, shown for reference only")
+    paper = f"paper: published mean ± std on {table.paper_dataset}; {delta}. " if published else ""
     text = (f"{table.caption}. {upper_first(dataset_note(table, scale))}: mean ± std over seeds (n); "
-            f"paper: published mean ± std on {table.paper_dataset}; {delta}. "
-            f"Metric: {METRIC_NOTES.get(table.metric, table.metric)}, {PROTOCOL_NOTES[protocol]}.")
+            f"{paper}Metric: {METRIC_NOTES.get(table.metric, table.metric)}, {PROTOCOL_NOTES[protocol]}.")
     if sweeps:
         text += " Sweep rows show the value chosen on the validation split (highest mean val_acc over seeds)."
     return text
@@ -136,19 +137,30 @@ class Rendered:
     rows: list[list[str]]  # ours
     references: list[list[str]]  # other published rows of the same table
     columns: tuple[str, ...] = ()  # extra per-model columns (metrics.json keys)
+    published: bool = True  # the paper has numbers for this table: its "paper" and "Δ" columns are shown
 
     @property
     def per_model(self) -> list[str]:
-        return ["ours", "paper", "Δ", *(COLUMNS[c] for c in self.columns)]
+        return ["ours", *(["paper", "Δ"] if self.published else []), *(COLUMNS[c] for c in self.columns)]
 
     def markdown(self) -> str:
         header = ["method", *(f"{m} {col}" for m in self.models for col in self.per_model)]
-        return f"**{self.name}**: {self.caption}\n\n" + fmt.markdown(header, self.rows + self.references)
+        return f"**{self.name}**: {self.caption}\n\n" + fmt.markdown(header, self._rows())
 
     def latex(self) -> str:
         header = ["method", *(col for _ in self.models for col in self.per_model)]
         groups = [("", 1), *((m, len(self.per_model)) for m in self.models)]
-        return fmt.latex(header, [self.rows, self.references], self.caption, f"tab:{self.name}", groups)
+        rows = self._rows()
+        return fmt.latex(header, [rows[:len(self.rows)], rows[len(self.rows):]], self.caption, f"tab:{self.name}", groups)
+
+    def _rows(self) -> list[list[str]]:
+        """Rows as shown: without a published table, each model's "paper" and "Δ" cells (always —) are left out."""
+        rows = self.rows + self.references
+        if self.published:
+            return rows
+        width = 3 + len(self.columns)
+        return [[r[0], *(c for i in range(len(self.models)) for j, c in enumerate(r[1 + i * width: 1 + (i + 1) * width])
+                         if j not in (1, 2))] for r in rows]
 
 
 def compared(ours, ref: Ref | None, comparable: bool = True) -> list[str]:
@@ -210,8 +222,9 @@ def build_table(table: Table, results: Results, paper: Paper) -> Rendered:
         note = next((r.note for r in refs if r is not None and r.note), metric)
         references.append([f"{method}, {note}",
                            *(c for r in refs for c in (fmt.DASH, paper_cell(r), fmt.DASH, *[fmt.DASH] * len(table.columns)))])
-    text = " ".join(filter(None, [caption(table, results.plan.scale, results.protocol), notes_text(table, results)]))
-    return Rendered(table.name, text, list(table.models), rows, references, tuple(table.columns))
+    published = any(k[:2] == key for k in paper)
+    text = " ".join(filter(None, [caption(table, results.plan.scale, results.protocol, published), notes_text(table, results)]))
+    return Rendered(table.name, text, list(table.models), rows, references, tuple(table.columns), published)
 
 
 def sweeps_markdown(plan: Plan, results: Results) -> str:
