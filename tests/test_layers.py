@@ -11,7 +11,7 @@ LAYERS = [  # (layer, modules); a module may import its own layer and those befo
     ("methods", {"methods"}),
     ("train", {"train", "provenance", "config", "analysis", "evaluate", "bench", "runcache"}),
     ("pipeline", {"pipeline", "plan", "bench_cache"}),
-    ("report", {"report"}),
+    ("report", {"report", "status"}),
     ("cli", {"cli", "__init__", "__main__"}),
 ]
 LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}

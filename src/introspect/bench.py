@@ -206,6 +206,10 @@ def run_scale_bench(device: str, entries: list[dict], steps: int, json_path: str
             measured[model] = {label: round(1000 * statistics.median(ts), 3) for label, ts in times.items()}
             for label, ms in measured[model].items():
                 print(f"step_ms {label} {model} {entry['dataset']} {entry['batch_size']} {dev.type} {ms:.2f}", flush=True)
+            for label, ms in measured[model].items():
+                if label != "ce":
+                    print(f"ratio {label} {model} {entry['dataset']} {entry['batch_size']} {dev.type} "
+                          f"{ms / measured[model]['ce']:.3f}", flush=True)
         written.append({"dataset": entry["dataset"], "batch_size": entry["batch_size"], "step_ms": measured})
     if json_path:
         from .fileio import save_json

@@ -239,9 +239,32 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench import run_bench, run_scale_bench
 
-    run_bench(args.device, args.models.split(","), args.batch_size, args.steps, args.loader_images, args.json)
+    if args.models:
+        run_bench(args.device, args.models.split(","), args.batch_size, args.steps, args.loader_images, args.json)
+        return 0
+    from .pipeline import load
+    from .plan import bench_entries, merge_entries
+
+    scales = args.scale.split(",")
+    entries = merge_entries([bench_entries(load(Path(args.params), scale)) for scale in scales])
+    run_scale_bench(args.device, entries, args.steps, args.json, args.cpu_time, info=f", what scale {args.scale} trains")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .pipeline import load
+    from .status import render, watch
+
+    plan = load(Path(args.params), args.scale)
+    if args.watch:
+        try:
+            watch(plan, Path(args.results), Path(args.reports), args.watch)
+        except KeyboardInterrupt:
+            pass
+    else:
+        print(render(plan, Path(args.results), Path(args.reports)))
     return 0
 
 
@@ -340,10 +363,15 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="step-time ratios of LE to CE and loader throughput on this device")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--models", default="resnet8,resnet14,mlp1024")
-    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--scale", default="paper", help="time what these scales train (comma-separated; default paper): "
+                   "each model and method on its dataset's shape at its batch size (without --models)")
+    s.add_argument("--params", default="params.yaml", help="the config whose scales are timed")
+    s.add_argument("--cpu-time", action="store_true", help="time steps in CPU seconds of this process (a shared machine)")
+    s.add_argument("--models", help="instead: these models (comma-separated), every method, at --batch-size, "
+                   "and the loader (e.g. resnet8,resnet14,mlp1024)")
+    s.add_argument("--batch-size", type=int, default=128, help="with --models")
     s.add_argument("--steps", type=int, default=15, help="timed steps per method (median reported)")
-    s.add_argument("--loader-images", type=int, default=10000, help="images per loader timing")
+    s.add_argument("--loader-images", type=int, default=10000, help="images per loader timing (with --models)")
     s.add_argument("--json", help="also write the step times to this file (for `introspect plan --bench`)")
     s.set_defaults(func=cmd_bench)
 
@@ -352,6 +380,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
     s.add_argument("--bench", help="a file written by `introspect bench --json` on the training device")
     s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("status", help="per table: runs finished and current, stale, running (epoch, ETA), missing")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
+    s.add_argument("--results", default="results")
+    s.add_argument("--reports", default="reports")
+    s.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                   help="print it again every SECONDS (default 5) until Ctrl-C")
+    s.set_defaults(func=cmd_status)
     return p
 
 

@@ -159,6 +159,17 @@ def same_config(a: dict, b: dict) -> bool:
 RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt", "evaluation.json",
              RECEIPT)
 SUPERSEDED = "superseded"
+PROGRESS = "progress.json"  # where a run in training stands, read by `introspect status` (introspect.status)
+
+
+def write_progress(out: Path, history: list[dict], epochs: int) -> None:
+    """Atomically record the epochs done, their seconds, and who trains (host, process): at the start
+    and after every epoch."""
+    import os
+    import socket
+
+    save_json({"epoch": len(history), "epochs": epochs, "seconds": [round(h["seconds"], 3) for h in history],
+               "updated": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, out / PROGRESS)
 
 
 def move_aside(out: Path, reason: str) -> Path:
@@ -255,6 +266,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     train_batches = loader(data, "train", batch, device, augment, shuffle=True)
     evals = {s: loader(data, s, cfg["eval_batch_size"], device) for s in ("val", "test")}
 
+    write_progress(out, history, cfg["epochs"])
     for epoch in range(len(history), cfg["epochs"]):
         t0 = time.perf_counter()
         method.train()
@@ -293,6 +305,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
             out,
         )
         save_parquet(history, out / "history.parquet")
+        write_progress(out, history, cfg["epochs"])
         print(
             f"[{name}] epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
             f"val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  lr {lr:g}  {row['seconds']:.1f}s  "
