@@ -7,6 +7,7 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
+import logging
 import sys
 
 from introspect.config import read_yaml
@@ -19,6 +20,32 @@ except ConfigError as exc:
 
 
 configfile: "params.yaml"
+# A quiet console: a run prints one line per job ("Finished jobid: 7 (Rule: train)") and the progress,
+# not each job's ~130 inputs and outputs (Snakemake's `--quiet rules`, set here for runs, not for dry
+# runs, whose job list stays; `--verbose` keeps the full console). A job's standard output (each
+# command's JSON summary, also written to files) goes where its standard error goes: its log under
+# logs/. The full detail stays in .snakemake/log/ and logs/ (docs/progress.md).
+shell.suffix(">&2")
+
+
+def quiet_console():
+    """Add `rules` to what the console's log filters keep quiet about (Snakemake 8-9's DefaultFilter),
+    for a run that is not a dry run and not --verbose; nothing where Snakemake's logging differs."""
+    from snakemake.logging import logger as snakemake_logger
+    from snakemake.settings.enums import Quietness
+
+    settings = workflow.output_settings
+    if getattr(settings, "dryrun", False) or getattr(settings, "verbose", False):
+        return
+    for handler in snakemake_logger.handlers:
+        if isinstance(handler, logging.FileHandler):  # .snakemake/log/ keeps everything
+            continue
+        for log_filter in handler.filters:
+            if isinstance(getattr(log_filter, "quiet", None), set):
+                log_filter.quiet.add(Quietness.RULES)
+
+
+quiet_console()
 
 
 include: "workflow/rules/common.smk"
@@ -26,6 +53,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    mark_report_out_of_date()  # workflow/rules/report.smk
 
 
 rule all:

@@ -1,12 +1,16 @@
 """DVC as a DVC user meets it, through the real `dvc` command line on a copy of this repository.
 
-One tiny experiment (two tables, one seed, one epoch on digits) is reproduced once, then one
-parameter changes in `dvc exp run`: the experiment table, the metrics diff between two commits,
-the plots (one per table, a curve per row) and the link cache are checked on those two runs.
+docs/dvc.md's commands run as printed, after `snakemake --cores all`, on the shipped params.yaml
+(``page``: the quick DAG once, about 6 to 7 minutes on 2 cores, then the page's block, about 3 more).
+A tiny experiment (two tables, one seed, one epoch on digits) checks, more cheaply, that `dvc repro`
+alone builds everything from nothing, then one parameter changes in `dvc exp run`: the experiment
+table, the metrics diff between two commits, the plots (one per table, a curve per row) and the
+link cache are checked on those two runs.
 """
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -184,3 +188,113 @@ def test_plots_one_per_table_a_curve_per_row(repo):
     ls = {p["rev"]: float(p["test_acc"]) for p in points if p["row"] == "ls"}  # a dash per revision
     assert ls == {"HEAD~1": pytest.approx(repo["first"]["table2"]["resnet8"]["ls"], abs=0.005),  # metrics: 2 decimals
                   "workspace": pytest.approx(repo["second"]["table2"]["resnet8"]["ls"], abs=0.005)}
+
+
+# docs/dvc.md, as printed -----------------------------------------------------------------------
+PAGE = ROOT / "docs" / "dvc.md"
+LE_JOBS = {"digits/resnet8/le_gradcam", "digits/resnet8/le_grad", "digits/resnet8/le_grad_input",
+           "digits/resnet8/le_guided_bp", "mnist5k/mlp1024/le_grad"}  # one train job per table row, 3 seeds each
+
+
+def page_commands() -> list[str]:
+    (block,) = re.findall(r"```bash\n(.*?)```", PAGE.read_text(), re.S)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def shell(work: Path, command: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(work / "src"),
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True)
+
+
+def jobs_run(work: Path) -> dict[str, int]:
+    """table row (dataset/model/variant) -> the mtime (ns) of its train job's log: Snakemake rewrites a
+    job's log when it runs the job (DVC links and relinks results/, so their mtimes say nothing)."""
+    logs = work / "logs" / "train"
+    return {str(p.relative_to(logs).with_suffix("")): p.stat().st_mtime_ns for p in logs.glob("*/*/*.log")}
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """A clone (a copy of the files git would have, committed) with the shipped params.yaml; the
+    README's `snakemake --cores all`; then each command of docs/dvc.md's block, as printed."""
+    work = tmp_path_factory.mktemp("dvcpage") / "repo"
+    work.mkdir()
+    copy_repository(work)
+    assert (work / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
+    run(work, "git", "init", "-q", "-b", "main")
+    run(work, "git", "add", "-A")
+    run(work, "git", "commit", "-qm", "clone")
+    built = shell(work, "snakemake --cores all")
+    assert built.returncode == 0, built.stderr[-3000:]
+    before, params = jobs_run(work), (work / "params.yaml").read_text()
+    steps = []
+    for command in page_commands():
+        done = shell(work, command)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        steps.append({"command": command, "out": done.stdout + done.stderr, "jobs": jobs_run(work)})
+    return {"work": work, "before": before, "params": params, "steps": steps}
+
+
+def step(page, prefix: str) -> dict:
+    return next(s for s in page["steps"] if s["command"].startswith(prefix))
+
+
+def test_repro_after_snakemake_retrains_nothing(page):
+    repro = step(page, "dvc repro")
+    assert repro["jobs"] == page["before"] and len(page["before"]) == 44  # not one train job ran again
+    assert len(list((page["work"] / "results").glob("*/*/*/seed*/metrics.json"))) == 132
+    assert repro["out"].count("Nothing to be done") == 2, repro["out"][-3000:]  # both stages: no Snakemake job
+    committed = run(page["work"], "git", "show", "--name-only", "--format=", "HEAD").split()
+    assert "dvc.lock" in committed and "reports/metrics.json" in committed
+
+
+def test_the_experiment_retrains_exactly_the_le_runs(page):
+    exp = step(page, "dvc exp run")
+    before, after = page["before"], exp["jobs"]
+    assert set(after) == set(before)
+    assert {r for r in after if after[r] != before[r]} == LE_JOBS
+    for row in LE_JOBS:  # trained again, every seed, all 3 epochs (not restored, not left as they were)
+        assert (page["work"] / "logs" / "train" / f"{row}.log").read_text().count("epoch 3/3") == 3, row
+    # params.yaml: the one line the experiment set, nothing else rewritten by DVC's round trip
+    new = (page["work"] / "params.yaml").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(page["params"].splitlines(), new) if a != b]
+    assert len(new) == len(page["params"].splitlines()) and changed == [
+        ("  le: {warmup: {quick: 1, laptop: 10, paper: 10}}", "  le: {warmup: {quick: 2, laptop: 10, paper: 10}}")]
+
+
+def test_exp_show_and_metrics_diff_compare_the_experiment_with_the_commit(page):
+    shown = step(page, "dvc exp show")["out"]
+    assert "le-warmup2" in shown and "main" in shown and "method_options.le.warmup.quick" in shown
+    diff = step(page, "dvc metrics diff")["out"]
+    rows = [line for line in diff.splitlines() if "reports/metrics.json" in line]
+    assert rows and all(".le_" in line for line in rows), diff  # only LE rows changed
+    assert any("table2.resnet8.le_gradcam" in line for line in rows) and any("table3.mlp1024.le_grad" in line for line in rows)
+    values = json.loads(shell(page["work"], "dvc metrics diff --json").stdout)["reports/metrics.json"]
+    assert all(v["old"] is not None and v["new"] is not None for v in values.values())  # both sides exist
+
+
+def test_plots_diff_writes_one_chart_per_table(page):
+    html = (page["work"] / "dvc_plots" / "index.html").read_text()
+    curves = sorted((page["work"] / "reports" / "curves").glob("*.csv"))
+    assert curves and html.count("vegaEmbed(") == len(curves)
+
+
+def test_the_page_says_the_plots_need_a_network():
+    assert "CDN" in PAGE.read_text() and "offline" in PAGE.read_text()
+
+
+def test_an_experiment_rewrites_one_line_of_params_yaml(tmp_path):
+    """DVC's YAML round trip (what `dvc exp run -S` does to params.yaml) keeps the shipped file: only
+    the line set changes (no wrapped lines, no `~` made `null`, no flow list made a block list)."""
+    from dvc.utils.hydra import apply_overrides
+
+    key = re.search(r"-S (\S+)=", "\n".join(page_commands())).group(1)
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    old = path.read_text().splitlines()
+    apply_overrides(str(path), [f"{key}=7"])
+    new = path.read_text().splitlines()
+    assert len(new) == len(old) and sum(a != b for a, b in zip(old, new)) == 1, \
+        [(a, b) for a, b in zip(old, new) if a != b][:5]

@@ -36,6 +36,12 @@ def snakemake(work: Path, *args) -> list[str]:
     return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *args]
 
 
+def current(work: Path) -> bool:
+    """The report says it is complete and current (near its top) and carries no out-of-date mark."""
+    text = (work / "reports/index.md").read_text()
+    return OUT_OF_DATE not in text and "**Complete and current**" in "".join(text.splitlines(True)[:5])
+
+
 def test_importing_status_imports_no_torch():
     code = "import sys, introspect.status; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
@@ -109,8 +115,17 @@ def test_a_running_job_its_epoch_and_eta_then_a_kill_leaves_the_report_out_of_da
     work = tiny(tmp_path / "w", epochs=1)
     done = subprocess.run(snakemake(work, "--cores", "1"), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (work / "reports/index.md").read_text().startswith("**Complete and current**")
+    assert current(work)
+    # the console: one finish line and a progress line per job, not the jobs' inputs and outputs ...
+    console = done.stdout + done.stderr
+    assert console.count("Finished jobid") == console.count(" steps (") >= 4
+    assert "output:" not in console and '"test_acc"' not in console  # nor a job's JSON summary
+    # ... which stay in Snakemake's log of the run
+    (log,) = (work / ".snakemake" / "log").glob("*.snakemake.log")
+    assert "output: results/digits/resnet8/ce/seed0/provenance.json" in log.read_text()
     tiny(work, epochs=40)  # the run's config changes: it is stale, retrained from scratch
+    dry = subprocess.run(snakemake(work, "-n"), env=ENV, capture_output=True, text=True)
+    assert "output: results/digits/resnet8/ce/seed0/provenance.json" in dry.stdout  # a dry run lists its jobs
     progress = work / "results/digits/resnet8/ce/seed0" / PROGRESS
     proc = subprocess.Popen(snakemake(work, "--cores", "1"), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -135,7 +150,7 @@ def test_a_running_job_its_epoch_and_eta_then_a_kill_leaves_the_report_out_of_da
     assert subprocess.run(snakemake(work, "--unlock"), env=ENV, capture_output=True).returncode == 0
     done = subprocess.run(snakemake(work, "--cores", "1", "--rerun-incomplete"), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (work / "reports/index.md").read_text().startswith("**Complete and current**")
+    assert current(work)
 
 
 def test_the_progress_page_runs_as_printed(tmp_path):

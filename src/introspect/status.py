@@ -65,7 +65,10 @@ def alive(progress: dict, now: float) -> bool:
             return False
         except PermissionError:  # alive, another user's
             return True
-        return True
+        try:  # a killed process nobody has reaped yet (a zombie) trains no more
+            return Path(f"/proc/{progress['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
     seconds = progress.get("seconds") or []
     per_epoch = sum(seconds) / len(seconds) if seconds else 0.0
     return now - float(progress.get("updated", 0)) < max(600.0, 3 * per_epoch)
@@ -146,11 +149,13 @@ def summary(name: str, ids: set[str], states: dict[str, RunState]) -> list[str]:
 
 
 def report_head(reports: Path) -> str:
+    """The report's out-of-date mark, else its completeness line (the first bold line near its top)."""
     try:
         with open(Path(reports) / "index.md") as f:
-            return f.readline().strip()
+            head = [f.readline().strip() for _ in range(10)]
     except OSError:
         return "(no report yet: reports/index.md is written by the workflow's last job)"
+    return next((line for line in head if line.startswith("**")), head[0])
 
 
 def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None = None) -> str:
