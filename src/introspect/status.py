@@ -41,7 +41,8 @@ def mark_out_of_date(index: Path, why: str) -> bool:
     if lines and lines[0].startswith(OUT_OF_DATE):  # marked before (a crashed run): the older mark goes
         lines = lines[2:] if len(lines) > 1 and not lines[1].strip() else lines[1:]
     head = (f"{OUT_OF_DATE}: {why}; this report describes the runs as they were before. The workflow's report "
-            "job rewrites it (`snakemake --cores all`; after a crash, `snakemake --cores all --rerun-incomplete`).\n\n")
+            "job rewrites it (`snakemake --cores all`; after a crash, `snakemake --cores all --rerun-incomplete`; "
+            "if that finds nothing to do, `snakemake --cores all --forcerun report`).\n\n")
     tmp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
     tmp.write_text(head + "".join(lines))
     os.replace(tmp, index)
