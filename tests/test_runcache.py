@@ -15,7 +15,6 @@ import pytest
 
 from introspect import runcache
 from introspect.config import resolve
-from introspect.provenance import of_run
 from introspect.train import MACHINE_KEYS, train
 
 BIN = Path(sys.executable).parent
@@ -36,8 +35,13 @@ def with_prov(cfg, data="d" * 64, learned=None):
     return {**cfg, "provenance": {"code": "c" * 64, "data": data, "learned_from": learned or {}}}
 
 
-def test_machine_keys_are_trains():
+def test_names_are_trains_and_listing_needs_no_torch():
+    from introspect import checkpoint, provenance
+
     assert runcache.MACHINE == MACHINE_KEYS
+    assert (runcache.NAME, runcache.PREVIOUS, runcache.RECEIPT) == (checkpoint.NAME, checkpoint.PREVIOUS, provenance.RECEIPT)
+    code = "import sys, introspect.cli, introspect.runcache; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_identity_is_what_a_run_computes_not_where_its_files_are(synthetic_path, tmp_path):

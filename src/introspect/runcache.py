@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .checkpoint import NAME, PREVIOUS, CheckpointError, read_checkpoint
-from .fileio import save_json
-from .provenance import RECEIPT, checkpoint_digest
+# checkpoint, fileio and provenance import torch: imported where used, so that `introspect cache
+# list` and `prune` start in a fraction of a second
+NAME, PREVIOUS, RECEIPT = "checkpoint.pt", "checkpoint.prev.pt", "provenance.json"  # = checkpoint's, provenance's
 
 LAYOUT = 1  # entry.json's "layout"; an entry of another layout is ignored (listed as such)
 ENV = "INTROSPECT_CACHE"  # the cache folder; "off" turns restoring and storing off
@@ -141,6 +141,8 @@ def verify(path: Path) -> dict:
             raise ValueError(f"{name} has {size} bytes, not {want.get('bytes')} (truncated or altered)")
         if _sha256(path / name) != want.get("sha256"):
             raise ValueError(f"{name}: SHA-256 mismatch (altered)")
+    from .checkpoint import CheckpointError, read_checkpoint
+
     try:
         read_checkpoint(path / NAME)
     except CheckpointError as exc:
@@ -150,6 +152,8 @@ def verify(path: Path) -> dict:
 
 def _superseded_hit(out: Path, ident: str, log, name: str) -> Path | None:
     """The newest whole copy of this identity in ``out/superseded/`` whose checkpoint verifies."""
+    from .checkpoint import CheckpointError, read_checkpoint
+
     try:
         copies = sorted((p for p in (out / SUPERSEDED).iterdir() if p.is_dir()), reverse=True)
     except OSError:
@@ -218,6 +222,9 @@ def _discard(root: Path, path: Path) -> bool:
 
 
 def _restore(cfg: dict, out: Path, source: Path, ident: str, meta: dict | None, log, name: str) -> dict:
+    from .fileio import save_json
+    from .provenance import checkpoint_digest
+
     out.mkdir(parents=True, exist_ok=True)
     for f in FILES:
         _link(source / f, out / f)
@@ -239,6 +246,8 @@ def localized(state: dict | None, out: Path) -> dict | None:
     """A restored run's checkpoint holds the config of the clone that trained it (its folders);
     this clone's is its ``config.json``. Return ``state`` with that config when the checkpoint is
     the one restored, so that the run is seen as this clone's own (and not moved aside)."""
+    from .provenance import checkpoint_digest
+
     if state is None:
         return None
     try:
@@ -254,6 +263,9 @@ def localized(state: dict | None, out: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------- writing
 def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) -> Path | None:
     """Store the finished run in ``out`` as its identity's entry (hard links), unless it is there."""
+    from .fileio import save_json
+    from .provenance import checkpoint_digest
+
     if root is None:
         return None
     ident = identity(cfg)
