@@ -239,3 +239,19 @@ def test_cache_cli_list_and_prune(synthetic_path, tmp_path, monkeypatch, capsys)
     monkeypatch.delenv(runcache.ENV)
     (tmp_path / "params.yaml").write_text(f"run_cache: {{dir: {cache}}}\n")  # read from params.yaml
     assert main(["cache", "list"]) == 0 and "1 entries" in capsys.readouterr().out
+
+
+def test_a_run_trained_without_the_cache_is_added_and_then_restored(synthetic_path, tmp_path, monkeypatch, capsys):
+    from introspect.cli import main
+
+    cache = tmp_path / "cache"
+    first, _ = run(cfg_for(synthetic_path), tmp_path / "old")  # no cache folder: stored nowhere
+    assert not cache.exists()
+    monkeypatch.setenv(runcache.ENV, str(cache))
+    assert main(["cache", "add", "--run", str(tmp_path / "old"), "--run", str(tmp_path / "nothing")]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 2 runs stored" in captured.out and "nothing: not added" in captured.err, captured
+    (entry,) = runcache.entries(cache)[0]
+    assert entry["trained"]["device"] == "cpu" and entry["trained"]["precision"] == "unknown"
+    again, log = run(cfg_for(synthetic_path), tmp_path / "new", cache)
+    assert again == first and "restored, not trained" in log

@@ -145,7 +145,7 @@ def _run_cache(args) -> dict:
 
 
 def cmd_cache(args) -> int:
-    """`introspect cache [list] | prune | bench`: the run cache (introspect.runcache)."""
+    """`introspect cache [list] | add | prune | bench`: the run cache (introspect.runcache)."""
     from . import runcache
 
     if args.action == "bench":
@@ -161,6 +161,12 @@ def cmd_cache(args) -> int:
         root = Path(((params or {}).get("run_cache") or {}).get("dir") or runcache.DEFAULT)
     if args.action == "list":
         print(runcache.listing(root))
+        return 0
+    if args.action == "add":
+        if not args.run:
+            raise ConfigError("add: name the finished run folders to store (--run, repeatable)")
+        stored = [runcache.add(Path(r), root, sys.stderr) for r in args.run]
+        print(f"run cache {root}: {sum(1 for s in stored if s)} of {len(stored)} runs stored or already there")
         return 0
     if args.older_than is None and args.larger_than is None and not args.unreferenced:
         raise ConfigError("prune: give --older-than, --larger-than and/or --unreferenced (a run folder's entries are always kept)")
@@ -317,7 +323,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("cache", help="list, prune or benchmark the run cache (finished runs restored instead of retrained)")
-    s.add_argument("action", nargs="?", default="list", choices=["list", "prune", "bench"])
+    s.add_argument("action", nargs="?", default="list", choices=["list", "add", "prune", "bench"])
+    s.add_argument("--run", action="append", help="add: a finished run folder trained without the cache (repeat)")
     s.add_argument("--dir", help="the cache folder (default: $INTROSPECT_CACHE, else params.yaml run_cache.dir)")
     s.add_argument("--params", default="params.yaml", help="where run_cache.dir is read (and bench's experiment)")
     s.add_argument("--results", action="append", help="prune: a results folder whose runs are kept (repeat; default results)")

@@ -303,6 +303,25 @@ def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) 
         return None
 
 
+def add(run: Path, root: Path, log) -> Path | None:
+    """Store a run folder finished before (by an earlier version, or with the cache off) under the
+    identity its config.json records; the device it was trained on is read from its checkpoint,
+    its precision is unknown. None (one line on ``log``) when it is not a finished run."""
+    from .checkpoint import CheckpointError, read_checkpoint
+
+    run = Path(run)
+    try:
+        cfg = json.loads((run / "config.json").read_text())
+        if not (run / RECEIPT).is_file() or not (run / "metrics.json").is_file():
+            raise ValueError("not finished (no receipt or metrics.json)")
+        device = read_checkpoint(run / NAME).get("rng", {}).get("device", "cpu")
+        name = " ".join(f"{k}={v}" for k, v in run_name(cfg).items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, CheckpointError) as exc:
+        print(f"{run}: not added ({exc})", file=log, flush=True)
+        return None
+    return store(cfg, run, root, log, name, machine(device, None) | {"device_name": device})
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
