@@ -31,9 +31,11 @@ shell.suffix(">&2")
 def quiet_console():
     """Add `rules` to what the console's log filters keep quiet about (Snakemake 8-9's DefaultFilter),
     for a run that is not a dry run and not --verbose; nothing where Snakemake's logging differs."""
-    from snakemake.logging import logger as snakemake_logger
-    from snakemake.settings.enums import Quietness
-
+    try:
+        from snakemake.logging import logger as snakemake_logger
+        from snakemake.settings.enums import Quietness
+    except ImportError:  # another Snakemake: its own console
+        return
     settings = workflow.output_settings
     if getattr(settings, "dryrun", False) or getattr(settings, "verbose", False):
         return
