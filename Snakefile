@@ -7,7 +7,6 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-import logging
 import sys
 
 from introspect.config import read_yaml
@@ -28,28 +27,6 @@ configfile: "params.yaml"
 shell.suffix(">&2")
 
 
-def quiet_console():
-    """Add `rules` to what the console's log filters keep quiet about (Snakemake 8-9's DefaultFilter),
-    for a run that is not a dry run and not --verbose; nothing where Snakemake's logging differs."""
-    try:
-        from snakemake.logging import logger as snakemake_logger
-        from snakemake.settings.enums import Quietness
-    except ImportError:  # another Snakemake: its own console
-        return
-    settings = workflow.output_settings
-    if getattr(settings, "dryrun", False) or getattr(settings, "verbose", False):
-        return
-    for handler in snakemake_logger.handlers:
-        if isinstance(handler, logging.FileHandler):  # .snakemake/log/ keeps everything
-            continue
-        for log_filter in handler.filters:
-            if isinstance(getattr(log_filter, "quiet", None), set):
-                log_filter.quiet.add(Quietness.RULES)
-
-
-quiet_console()
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -57,8 +34,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+quiet_console()  # workflow/rules/common.smk
+
+
 onstart:
-    mark_report_out_of_date()  # workflow/rules/report.smk
+    mark_report_out_of_date()  # workflow/rules/common.smk
 
 
 rule all:

@@ -92,3 +92,45 @@ def beyond_figures():
     from introspect.report.beyond import reliability_stems
 
     return [f"reports/{stem}.{ext}" for stem in reliability_stems(PLAN) for ext in ("png", "pdf")]
+
+
+# The console and the report's first line (Snakefile; docs/progress.md).
+def quiet_console():
+    """Add `rules` to what the console's log filters keep quiet about (Snakemake 8-9's DefaultFilter),
+    for a run that is not a dry run and not --verbose; nothing where Snakemake's logging differs."""
+    import logging
+
+    try:
+        from snakemake.logging import logger as snakemake_logger
+        from snakemake.settings.enums import Quietness
+    except ImportError:  # another Snakemake: its own console
+        return
+    settings = workflow.output_settings
+    if getattr(settings, "dryrun", False) or getattr(settings, "verbose", False):
+        return
+    for handler in snakemake_logger.handlers:
+        if isinstance(handler, logging.FileHandler):  # .snakemake/log/ keeps everything
+            continue
+        for log_filter in handler.filters:
+            if isinstance(getattr(log_filter, "quiet", None), set):
+                log_filter.quiet.add(Quietness.RULES)
+
+
+# The report's first line is never older than the runs it describes: before any job that changes
+# results/ starts (Snakemake calls onstart only when it has jobs to run, never in a dry run),
+# reports/index.md is marked out of date; the report job rewrites it at the end. After a crash the
+# mark stays until a run of the workflow finishes the report.
+REPORT_RULES = {"report"}
+
+
+def mark_report_out_of_date():
+    import time
+
+    from introspect.status import mark_out_of_date
+
+    rules = [job.rule.name for job in workflow.dag.needrun_jobs()]
+    changing = sorted({r for r in rules if r not in REPORT_RULES})
+    if changing:
+        count = sum(r not in REPORT_RULES for r in rules)
+        mark_out_of_date(Path("reports/index.md"), f"a workflow run started {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                         f"is changing results/ ({count} job{'s' * (count != 1)}: {', '.join(changing)})")
