@@ -266,7 +266,10 @@ def test_the_experiment_retrains_exactly_the_le_runs(page):
 
 def test_exp_show_and_metrics_diff_compare_the_experiment_with_the_commit(page):
     shown = step(page, "dvc exp show")["out"]
-    assert "le-warmup2" in shown and "main" in shown and "method_options.le.warmup.quick" in shown
+    header, *rows = [line for line in shown.splitlines() if line.startswith("|")]
+    assert "method_options.le.warmup.quick" in header and "table2.resnet8.le_gradcam" in header
+    assert "table2.resnet8.ce" not in header  # unchanged: not shown
+    assert any("main" in row for row in rows) and any("[le-warmup2]" in row for row in rows)
     diff = step(page, "dvc metrics diff")["out"]
     rows = [line for line in diff.splitlines() if "reports/metrics.json" in line]
     assert rows and all(".le_" in line for line in rows), diff  # only LE rows changed
