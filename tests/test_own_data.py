@@ -75,6 +75,11 @@ def test_the_page_writes_one_dataset_file_one_model_file_and_the_experiments(cop
     assert {"experiments/shapes/params.yaml", "experiments/cifar100/params.yaml"} <= paths
 
 
+def test_the_plan_counts_the_runs_and_names_the_users_data_as_not_estimated(copy):
+    """introspect plan on a dataset of one's own: no traceback, no minutes summed as 0, the dataset named."""
+    assert "runs in" in copy["out"] and "shapes (a dataset of your own" in copy["out"]
+
+
 def test_the_models_command_lists_the_users_model_on_the_users_data(copy):
     listed = dict(line.split()[:2] for line in copy["out"].splitlines()
                   if re.match(r"^[a-z0-9_]+ +[\d,]+$", line.strip()))

@@ -25,8 +25,12 @@ from pathlib import Path
 from .evaluate import settings as evaluate_settings
 from .pipeline import Plan, Run
 
-FULL_TRAIN = {"cifar10": 50000, "mnist": 60000, "mnist5k": 4000, "digits": 1437, "synthetic": 400}  # before the val split
-TEST = {"cifar10": 10000, "mnist": 10000, "mnist5k": 1000, "digits": 360, "synthetic": 200}
+# Split sizes of the built-in datasets; a dataset of your own (docs/your-data.md) is not estimated:
+# its rows are named as such ("?"), never counted as 0.
+FULL_TRAIN = {"cifar10": 50000, "cifar100": 50000, "svhn": 73257, "fashionmnist": 60000, "mnist": 60000,
+              "mnist5k": 4000, "digits": 1437, "synthetic": 400}  # before the val split
+TEST = {"cifar10": 10000, "cifar100": 10000, "svhn": 26032, "fashionmnist": 10000, "mnist": 10000, "mnist5k": 1000,
+        "digits": 360, "synthetic": 200}
 VAL_FRACTION = 0.1  # `introspect prepare`'s default
 DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "workflow" / "bench" / "cpu.json"
 # The workflow's costs besides training and evaluating, in CPU seconds of one core, measured on the
@@ -43,6 +47,11 @@ PREPARE_S = 2.0
 EXPLAIN_S = 1.5
 REPORT_S = 11.0
 EVAL_SHARE = 1 / 3  # an evaluation image (forward only, large batches) against a CE training image
+
+
+def n_explain_jobs(plan: Plan) -> int:
+    """Figures 1-2 explanation jobs: one per explained seed of each dataset's explained row."""
+    return sum(len(runs) for runs in plan.explained_runs().values())
 
 
 def train_images(dataset: str) -> int:
@@ -104,7 +113,7 @@ def _entries(bench: dict | None) -> list[dict]:
 def run_seconds(run: Run, step_ms: dict[str, float], batch_size: int) -> float | None:
     """A run's training and evaluation seconds from a bench's step times (None: its step is not measured)."""
     label = cost_label(run)
-    if label not in step_ms or "ce" not in step_ms:
+    if label not in step_ms or "ce" not in step_ms or run.dataset not in FULL_TRAIN:
         return None
     per_image = {k: step_ms[k] / 1000 / batch_size for k in ("ce", label)}
     epochs, warm = epochs_of(run), warmup_of(run)
@@ -116,7 +125,7 @@ def run_seconds(run: Run, step_ms: dict[str, float], batch_size: int) -> float |
 def evaluate_seconds(run: Run, step_ms: dict[str, float], batch_size: int, scale: str) -> float | None:
     """A run's share of the evaluate job (None: a step it needs is not measured)."""
     explainer = "le_grad" if run.model.startswith("mlp") else "le_gradcam"  # the standard explainer's all-class maps
-    if explainer not in step_ms or "ce" not in step_ms:
+    if explainer not in step_ms or "ce" not in step_ms or run.dataset not in TEST:
         return None
     ce, maps = (step_ms[k] / 1000 / batch_size for k in ("ce", explainer))
     s = evaluate_settings(scale)
@@ -130,9 +139,9 @@ def fixed_seconds(plan: Plan) -> float:
     evaluate job, preparing each dataset, each Figures 1-2 explanation, the report) and what the
     prepare, explain and report jobs do."""
     datasets = len({run.dataset for run in plan.runs.values()})
-    jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()}) + 1 + datasets + len(plan.explanations) + 1
+    jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()}) + 1 + datasets + n_explain_jobs(plan) + 1
     return (SNAKEMAKE_START_S + jobs * (JOB_START_S + JOB_OVERHEAD_S) + datasets * PREPARE_S
-            + len(plan.explanations) * EXPLAIN_S + REPORT_S)
+            + n_explain_jobs(plan) * EXPLAIN_S + REPORT_S)
 
 
 def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: float = 0.0) -> float:
@@ -146,11 +155,11 @@ def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: 
         run = plan.runs[run_id]
         key = (run.dataset, run.model, run.variant)
         jobs[key] = jobs.get(key, JOB_START_S / 3600) + h
-    explain = len(plan.explanations) * (JOB_START_S + EXPLAIN_S) / 3600
+    explain = n_explain_jobs(plan) * (JOB_START_S + EXPLAIN_S) / 3600
     training = max([(sum(jobs.values()) + explain) / cores, *jobs.values()], default=0.0)
     datasets = len({r.dataset for r in plan.runs.values()})
     prepare = datasets * (JOB_START_S + PREPARE_S) / cores / 3600
-    count = len(jobs) + 1 + datasets + len(plan.explanations) + 1
+    count = len(jobs) + 1 + datasets + n_explain_jobs(plan) + 1
     serial = (SNAKEMAKE_START_S + JOB_START_S + REPORT_S + count * JOB_OVERHEAD_S / cores) / 3600
     return serial + prepare + training + (evaluate_hours + JOB_START_S / 3600 if evaluate_hours else 0.0)
 
@@ -160,11 +169,12 @@ def estimate(plan: Plan, bench: dict | None) -> dict:
     support = set(plan.runs) - set().union(*shown.values())
     passes, hours, evaluate, unmeasured = {}, {}, {}, {}
     for run_id, run in plan.runs.items():
-        passes[run_id] = epochs_of(run) * train_images(run.dataset)
+        passes[run_id] = epochs_of(run) * train_images(run.dataset) if run.dataset in FULL_TRAIN else None
         step_ms, batch = steps_for(run, bench)
         seconds = run_seconds(run, step_ms, batch)
         if seconds is None:
-            unmeasured[run_id] = f"{run.model}/{cost_label(run)}"
+            unmeasured[run_id] = (f"{run.model}/{cost_label(run)}" if run.dataset in FULL_TRAIN else
+                                  f"{run.dataset} (a dataset of your own: its size is not known before it is prepared)")
         else:
             hours[run_id] = seconds / 3600
         seconds = evaluate_seconds(run, step_ms, batch, plan.scale)
@@ -310,7 +320,9 @@ def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | No
              f"# {len(plan.runs)} runs in {jobs} training jobs and 1 evaluate job, {len(plan.seeds)} seeds",
              f"{'':30s} {'runs':>6s} {'image passes':>14s}" + (f" {unit:>8s}" if bench else "")]
     for name, ids in groups:
-        row = f"{name:30s} {len(ids):6d} {sum(e['passes'][i] for i in ids):14,d}"
+        counted = [e['passes'][i] for i in ids]
+        images = f"{sum(counted):14,d}" if None not in counted else f"{'?':>14s}"
+        row = f"{name:30s} {len(ids):6d} {images}"
         if bench:
             row += " " + _hours(e, ids, factor)
         lines.append(row)

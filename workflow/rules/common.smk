@@ -134,3 +134,17 @@ def mark_report_out_of_date():
         count = sum(r not in REPORT_RULES for r in rules)
         mark_out_of_date(Path("reports/index.md"), f"a workflow run started {time.strftime('%Y-%m-%d %H:%M:%S')} "
                          f"is changing results/ ({count} job{'s' * (count != 1)}: {', '.join(changing)})")
+
+
+# The prepare job's inputs (data.smk): an image folder's files.
+def raw_images(wildcards):
+    from introspect.data import DATASETS, Folder
+
+    source = DATASETS.get(wildcards.dataset)
+    if not issubclass(source, Folder):
+        return []  # torchvision's and the bundled sets: read or downloaded by the job itself
+    root = Path(source.root) if source.root else Path("data/raw") / wildcards.dataset
+    if not root.is_dir():
+        return []  # the job then stops in one line naming the folder
+    return sorted(str(p) for p in root.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
