@@ -222,7 +222,7 @@ def cluster():
 
 def shrunk_params() -> dict:
     """Table 2 at quick scale cut down to CE and LE, resnet8, 2 seeds, 1 epoch, no explanations:
-    prepare -> 2 train jobs (each trains both seeds) -> evaluate -> report, and the config job: 6 SLURM jobs."""
+    prepare -> 2 train jobs (each trains both seeds) -> evaluate -> report: 5 SLURM jobs."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seeds"] = [0, 1]
     params["recipes"]["digits"] = {"epochs": 1, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
@@ -320,7 +320,7 @@ def test_quick_dag_runs_end_to_end_through_slurm(cluster, tmp_path):
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", text))
     run_ids = re.findall(r"SLURM run ID: (\S+)", text)
     plan = pipeline.load(work / "params.yaml")
-    jobs = 1 + len({run.id.rsplit("/", 1)[0] for run in plan.runs.values()}) + 3  # prepare, train per row, config, evaluate, report
+    jobs = 1 + len({run.id.rsplit("/", 1)[0] for run in plan.runs.values()}) + 2  # prepare, train per row, evaluate, report (which writes config.json)
     assert len(submitted) == jobs and len(run_ids) == 1, f"expected {jobs} SLURM jobs\n{why()}"
     assert "Falling back to 'sacct'" not in text, why()  # the plugin read the status with squeue
     # every one of them ran on the node under the run's job name, as slurmctld says, completed, and
