@@ -8,7 +8,6 @@ install's path entry; `introspect` is a namespace package, so each module comes 
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 
 from introspect.methods import METHODS
 from introspect.pipeline import at_scale
+from repo_copy import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,13 +50,7 @@ def added(tmp_path_factory):
     path = re.match(r"# (src/introspect/methods/\w+\.py)\n", code).group(1)
     name = re.search(r'@METHODS\.register\("(\w+)"\)', code).group(1)
     assert name not in METHODS and not (ROOT / path).exists(), f"{name} is already a method here: pick another example"
-    copy = tmp_path_factory.mktemp("repo")
-    for item in COPIED:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, copy / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, copy / item)
+    copy = copy_repository(tmp_path_factory.mktemp("repo"), COPIED)
     (copy / path).write_text(code)
     row = yaml.safe_load(row_yaml)
     params = merge(yaml.safe_load((copy / "params.yaml").read_text()), row)

@@ -9,12 +9,11 @@ run the report leaves the stale evaluation out.
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from test_current import BIN, ROOT, argv, edit_code, run
+from test_current import BIN, ROOT, edit_code, run
 
 ROWS = {"ce": {"method": "ce"}, "le_gradcam": {"method": "le", "set": {"method.explainer": "gradcam"}}}
 

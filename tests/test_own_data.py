@@ -18,6 +18,7 @@ import yaml
 from introspect.data import DATASETS
 from introspect.models import MODELS
 from introspect.pipeline import plan
+from repo_copy import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "your-data.md"
@@ -52,13 +53,7 @@ def copy(tmp_path_factory):
     there as written (bash -e: every command must succeed)."""
     written = files()
     assert "tinynet" not in MODELS and "shapes" not in DATASETS  # this checkout never sees them
-    repo = tmp_path_factory.mktemp("repo")
-    for item in COPIED:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, repo / item)
+    repo = copy_repository(tmp_path_factory.mktemp("repo"), COPIED)
     for path, text in written.items():
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_text(text)

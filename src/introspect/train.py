@@ -16,6 +16,8 @@ from __future__ import annotations
 import collections
 import json
 import math
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -165,9 +167,6 @@ PROGRESS = "progress.json"  # where a run in training stands, read by `introspec
 def write_progress(out: Path, history: list[dict], epochs: int) -> None:
     """Atomically record the epochs done, their seconds, and who trains (host, process): at the start
     and after every epoch."""
-    import os
-    import socket
-
     save_json({"epoch": len(history), "epochs": epochs, "seconds": [round(h["seconds"], 3) for h in history],
                "updated": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, out / PROGRESS)
 

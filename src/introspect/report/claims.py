@@ -56,7 +56,7 @@ from . import fmt, stats
 from .results import METRICS, Results, Stat
 from .stats import holm, one_sided  # noqa: F401  (the verdicts' tests, importable from here)
 from .tables import Paper, row_label
-from ..analysis import FIGURE2_PAIRS, TOP, PairCheck, check_pairs, pair_scores, rank_in_row  # noqa: F401
+from ..analysis import FIGURE2_PAIRS, TOP, PairCheck, check_pairs
 from ..config import recipe, resolve
 from ..data import DATASETS
 from ..pipeline import Plan, Row, Run, Table
