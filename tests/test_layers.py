@@ -10,7 +10,7 @@ LAYERS = [  # (layer, modules); a module may import its own layer and those befo
     ("explain", {"explain"}),
     ("methods", {"methods"}),
     ("train", {"train", "provenance", "config", "analysis", "evaluate", "bench", "runcache"}),
-    ("pipeline", {"pipeline", "plan", "bench_cache"}),
+    ("pipeline", {"pipeline", "plan", "bench_cache", "console"}),
     ("report", {"report", "status"}),
     ("cli", {"cli", "__init__", "__main__"}),
 ]

@@ -96,24 +96,18 @@ def beyond_figures():
 
 # The console and the report's first line (Snakefile; docs/progress.md).
 def quiet_console():
-    """Add `rules` to what the console's log filters keep quiet about (Snakemake 8-9's DefaultFilter),
-    for a run that is not a dry run and not --verbose; nothing where Snakemake's logging differs."""
-    import logging
+    """One console line per finished job and the progress (introspect.console), for a run that is
+    not a dry run and not --verbose; nothing where Snakemake's logging differs."""
+    from introspect.console import install
 
     try:
         from snakemake.logging import logger as snakemake_logger
-        from snakemake.settings.enums import Quietness
     except ImportError:  # another Snakemake: its own console
         return
     settings = workflow.output_settings
     if getattr(settings, "dryrun", False) or getattr(settings, "verbose", False):
         return
-    for handler in snakemake_logger.handlers:
-        if isinstance(handler, logging.FileHandler):  # .snakemake/log/ keeps everything
-            continue
-        for log_filter in handler.filters:
-            if isinstance(getattr(log_filter, "quiet", None), set):
-                log_filter.quiet.add(Quietness.RULES)
+    install(snakemake_logger.handlers)  # .snakemake/log/ keeps everything
 
 
 # The report's first line is never older than the runs it describes: before any job that changes
