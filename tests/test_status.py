@@ -183,3 +183,19 @@ def test_the_progress_page_runs_as_printed(tmp_path):
         quoted = re.search(r"`(# scale quick: about \d+ min on 2 cores of this CPU)`", page).group(1)
         assert quick.splitlines()[0] == quoted
         assert re.search(r"this CPU's figure \(about (\d+ days) on 2 cores\)", page).group(1) in paper.splitlines()[0]
+
+
+def test_a_run_of_another_scale_is_named_with_the_command_that_shows_it(tmp_path):
+    """`snakemake --config scale=laptop` trains runs the default scale's status does not plan: the
+    status says so and names the scale whose plan has them."""
+    plan = pipeline.load(ROOT / "params.yaml")  # the shipped config: quick
+    laptop = pipeline.load(ROOT / "params.yaml", "laptop")
+    run_id = sorted(set(laptop.runs) - set(plan.runs))[0]
+    live = {"epoch": 2, "epochs": 50, "seconds": [2.0], "updated": time.time(), "host": socket.gethostname(),
+            "pid": os.getpid()}
+    (tmp_path / run_id).mkdir(parents=True)
+    (tmp_path / run_id / PROGRESS).write_text(json.dumps(live))
+    text = render(plan, tmp_path, tmp_path / "reports", params=ROOT / "params.yaml")
+    assert f"# running, not in scale quick's plan: {run_id}: `introspect status --scale laptop`" in text
+    (tmp_path / run_id / "metrics.json").write_text("{}")  # finished: nothing to say
+    assert "not in scale" not in render(plan, tmp_path, tmp_path / "reports", params=ROOT / "params.yaml")

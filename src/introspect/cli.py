@@ -266,11 +266,11 @@ def cmd_status(args) -> int:
     plan = load(Path(args.params), args.scale)
     if args.watch:
         try:
-            watch(plan, Path(args.results), Path(args.reports), args.watch)
+            watch(plan, Path(args.results), Path(args.reports), args.watch, params=Path(args.params))
         except KeyboardInterrupt:
             pass
     else:
-        print(render(plan, Path(args.results), Path(args.reports)))
+        print(render(plan, Path(args.results), Path(args.reports), params=Path(args.params)))
     return 0
 
 

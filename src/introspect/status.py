@@ -159,7 +159,29 @@ def report_head(reports: Path) -> str:
     return next((line for line in head if line.startswith("**")), head[0])
 
 
-def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None = None) -> str:
+def running_elsewhere(plan, folder: Path, params: Path | None = None) -> str | None:
+    """A line naming runs that train under ``folder`` but are not in ``plan`` (a workflow started at
+    another scale, ``--config scale=laptop``) and the scale whose plan has them, if ``params`` is given."""
+    now = time.time()
+    running = sorted(str(p.parent.relative_to(folder)) for p in Path(folder).glob(f"*/*/*/seed*/{PROGRESS}")
+                     if str(p.parent.relative_to(folder)) not in plan.runs and not (p.parent / "metrics.json").is_file()
+                     and alive(read_json(p) or {}, now))
+    if not running:
+        return None
+    hint = ""
+    if params is not None:
+        from .pipeline import SCALES, load
+
+        for scale in SCALES:
+            if scale != plan.scale and running[0] in load(Path(params), scale).runs:
+                hint = f": `introspect status --scale {scale}`"
+                break
+    more = f" and {len(running) - 1} more" if len(running) > 1 else ""
+    return f"# running, not in scale {plan.scale}'s plan: {running[0]}{more}{hint}"
+
+
+def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None = None,
+           params: Path | None = None) -> str:
     states = states if states is not None else collect(plan, folder)
     shown = {table.name: plan.shown(table) for table in plan.tables}
     support = set(plan.runs) - set().union(*shown.values())
@@ -176,18 +198,22 @@ def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None
                      + (f" and {len(stale) - 1} more" if len(stale) > 1 else ""))
     if counts["interrupted"]:
         lines.append("# interrupted: `snakemake --cores all --rerun-incomplete` resumes them from their checkpoints")
+    elsewhere = running_elsewhere(plan, folder, params)
+    if elsewhere:
+        lines.append(elsewhere)
     lines.append(f"# report: {report_head(reports)[:160]}")
     return "\n".join(lines)
 
 
-def watch(plan, folder: Path, reports: Path, every: float, out=None, rounds: int | None = None) -> None:
+def watch(plan, folder: Path, reports: Path, every: float, out=None, rounds: int | None = None,
+          params: Path | None = None) -> None:
     """Print the status every ``every`` seconds until interrupted (or ``rounds`` times)."""
     import sys
 
     out = out or sys.stdout
     n = 0
     while rounds is None or n < rounds:
-        text = render(plan, folder, reports)
+        text = render(plan, folder, reports, params=params)
         if out.isatty():
             out.write("\x1b[2J\x1b[H")
         out.write(text + "\n")
