@@ -1,9 +1,13 @@
-"""docs/library.md's commands, run as written: prepare, train (LE past its warm-up), explain, evaluate."""
+"""docs/library.md's commands, run as written from the repository's root (a copy of its params.yaml and
+workflow/): prepare, models, train (LE past its warm-up), explain, evaluate, report, plan. `bench`
+alone is not run here (it times the paper scale's models; tests/test_bench.py runs it small)."""
 import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from repo_copy import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,8 +39,11 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_the_readme_library_example_trains_le_beyond_its_warmup_explains_and_evaluates_it(tmp_path):
     commands = {c.split()[1]: c for c in library_commands()}
+    assert set(commands) == {"prepare", "models", "train", "explain", "evaluate", "report", "bench", "plan"}
+    copy_repository(tmp_path, ["params.yaml", "workflow"])
     for name in ("prepare", "train", "explain", "evaluate"):
         run(commands[name], tmp_path)
+    assert "resnet26" in run(commands["models"], tmp_path).stdout
     cfg = json.loads((tmp_path / "results" / "demo" / "config.json").read_text())
     assert cfg["method"]["name"] == "le" and cfg["epochs"] > cfg["method"]["warmup"]
     assert json.loads((tmp_path / "results" / "demo" / "metrics.json").read_text())["epochs"] == cfg["epochs"]
@@ -44,3 +51,18 @@ def test_the_readme_library_example_trains_le_beyond_its_warmup_explains_and_eva
     evaluation = json.loads((tmp_path / "results" / "demo" / "evaluation.json").read_text())
     assert evaluation["explainer"] == "gradcam" and evaluation["test_images"] == 360  # ResNet8 on digits' test split
     assert 0 <= evaluation["ece"] <= 1 and evaluation["nll"] > 0 and -1 <= evaluation["deletion_auc"] <= 1
+    # the report of the shipped plan: the demo run is none of its runs, so every planned run is missing
+    report = run(commands["report"], tmp_path)
+    assert "missing" in report.stderr and (tmp_path / "reports" / "index.md").is_file()
+    assert run(commands["plan"], tmp_path).stdout.startswith("# scale quick: about ")
+
+
+def test_the_report_outside_the_repository_finds_the_reference_beside_params_or_says_where_in_one_line(tmp_path):
+    out = subprocess.run([str(BIN / "introspect"), "report", "--params", str(ROOT / "params.yaml"), "--results",
+                          "results", "--out", "reports"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    out = subprocess.run([str(BIN / "introspect"), "report"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode != 0 and out.stderr.strip().splitlines() == [
+        "introspect: error: --reference: no paper_tables.csv in workflow/reference (the repository's "
+        "workflow/reference, found beside --params too)"]

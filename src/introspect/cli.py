@@ -229,7 +229,13 @@ def cmd_report(args) -> int:
     from .report import make_report
 
     plan = load(Path(args.params), args.scale)
-    done = make_report(plan, Path(args.results), Path(args.reference), Path(args.out), code_version(), args.params)
+    reference = Path(args.reference)
+    if not reference.is_absolute() and not reference.is_dir():  # run outside the repository: beside params.yaml's
+        reference = Path(args.params).resolve().parent / args.reference
+    if not (reference / "paper_tables.csv").is_file():
+        raise ConfigError(f"--reference: no paper_tables.csv in {args.reference} (the repository's workflow/reference, "
+                          f"found beside --params too)")
+    done = make_report(plan, Path(args.results), reference, Path(args.out), code_version(), args.params)
     missing, stale = done["missing_runs"], done["stale_runs"]
     if missing or stale:
         print(f"{PROG}: {len(plan.runs) - len(missing) - len(stale)} of {len(plan.runs)} planned runs are present and "
