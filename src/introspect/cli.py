@@ -1,4 +1,4 @@
-"""`introspect prepare | models | train | cache | explain | evaluate | report | bench | plan`: thin argparse over the library's functions.
+"""`introspect prepare | models | train | cache | explain | evaluate | report | bench | plan | status`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
 or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
