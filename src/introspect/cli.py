@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
     if not args.out:
         raise ConfigError("--out: required (the run folder)")
     _claim_gpu(args)
-    metrics = train(cfg, Path(args.out), supersede=args.supersede, **_run_cache(args))
+    metrics = train(cfg, Path(args.out), log=sys.stderr, supersede=args.supersede, **_run_cache(args))
     print(json.dumps(metrics, sort_keys=True))
     return 0
 
@@ -125,7 +125,7 @@ def _train_runs(args) -> int:
     failed = []
     for cfg, out in runs:
         try:
-            metrics = train(cfg, out, supersede=args.supersede, **_run_cache(args))
+            metrics = train(cfg, out, log=sys.stderr, supersede=args.supersede, **_run_cache(args))
         except Diverged as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             failed.append(str(out))
