@@ -405,7 +405,7 @@ def test_the_head_says_a_stand_in_run_is_a_smoke_test_and_what_it_can_decide(set
                            "(synthetic for cifar10; synthetic for mnist)")
     # synthetic stands in everywhere: every claim that runs is a rehearsal; C1 has no table here
     assert "**What this scale decides** (3 seeds; synthetic: 3 epochs): decided (real data, ≥ 3 seeds a side, " \
-           "the paper's recipe), no claim; rehearsed only, C4, C9, T1, T2, C10; not run at this scale, C1." in head
+           "the paper's recipe): none; rehearsed only: C4, C9, T1, T2, C10; not run at this scale: C1." in head
     # the inconclusive claim C9: what each of its inconclusive comparisons would need
     c9 = next(line for line in index.splitlines() if line.startswith("- **C9**: "))
     assert "cifar10/resnet8 le_grad_input < le_guided_bp (Δ -5.00): " in c9 and "seeds per side" in c9
@@ -441,13 +441,14 @@ def test_real_images_at_the_papers_recipe_and_3_seeds_are_decided(tmp_path):
     assert line.decided and line.status == "decided" and line.verdict == "inconclusive"
     assert line.evidence == "real mnist images (mnist5k); 3 seeds a side; the paper's recipe (50 epochs, batch 16)"
     assert claims_mod.claim_cell([line]) == "inconclusive"
-    assert "decided (real data, ≥ 3 seeds a side, the paper's recipe), C4; rehearsed only, no claim" in \
+    assert "decided (real data, ≥ 3 seeds a side, the paper's recipe): C4; rehearsed only: none" in \
         what_it_can_decide(plan, [(claim, [line])])
     (t,) = line.tests
     # Δ = +0.1, pooled std 0.2 (d = 0.5): 51 seeds per side; the paper's Table 3 (test error 1.39 ± 0.05 for
     # CE, 1.10 ± 0.03 for LE): Δ = +0.29 in accuracy, std sqrt((0.05² + 0.03²) / 2) = 0.041231: 2 seeds
     assert t.seeds_needed == 51 and t.paper == pytest.approx((0.29, math.sqrt((0.05**2 + 0.03**2) / 2)))
-    assert t.seeds_needed_paper == 2 and "at the paper's Δ +0.29: 2 per side" in t.plan_text
+    assert t.seeds_needed_paper == 2
+    assert "at the paper's Δ +0.29: 2 per side (≤ the 3 run: enough to see the paper's effect, at its std)" in t.plan_text
 
     quick = {**MNIST5K, "recipes": {"mnist5k": {"epochs": 3, "batch_size": 64}}}
     _, (line,) = lines_of(quick, tmp_path / "three_epochs")

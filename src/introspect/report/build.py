@@ -121,9 +121,9 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
                      f"{claims_mod.MIN_SEEDS}), no verdict is decided here: expect most to be inconclusive.")
     seeds = f"{len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)}"
     notes.append(f"**What this scale decides** ({seeds}; {epochs}): decided (real data, "
-                 f"≥ {claims_mod.MIN_SEEDS} seeds a side, the paper's recipe), {', '.join(decided) or 'no claim'}; "
-                 f"rehearsed only, {', '.join(rehearsed) or 'no claim'}"
-                 + (f"; not run at this scale, {', '.join(not_run)}." if not_run else ".")
+                 f"≥ {claims_mod.MIN_SEEDS} seeds a side, the paper's recipe): {', '.join(decided) or 'none'}; "
+                 f"rehearsed only: {', '.join(rehearsed) or 'none'}"
+                 + (f"; not run at this scale: {', '.join(not_run)}." if not_run else ".")
                  + " Each verdict row says which, with its evidence.")
     return " ".join(notes)
 
