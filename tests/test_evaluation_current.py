@@ -75,3 +75,8 @@ def test_an_edit_of_the_evaluation_code_reruns_the_evaluate_job_and_the_report_i
     assert "have no current evaluation" not in (work / "reports" / "beyond.md").read_text()
     index = (work / "reports" / "index.md").read_text()
     assert "explanations `" not in index  # the new explanations.pt is current
+
+    # an edit of the report's code plans the report job alone: a report is never older than its code
+    edit_code(tmp_path / "src" / "introspect" / "report" / "claims.py")
+    dry = run("snakemake --cores 2 -n", work, env).stdout
+    assert "report" in planned(dry) and not planned(dry) & {"train", "explain", "evaluate"}, dry[-2000:]

@@ -1,5 +1,8 @@
 # Reports are regenerated from results alone. (A `run:` rule: Snakemake allows no `conda:` with it;
-# the report needs no more than the package.)
+# the report needs no more than the package.) The job reruns when the config changes (param `config`)
+# and when the code that writes the report does (param `code`: the report package and every module of
+# ours it imports, as provenance.tool_digest digests them), so a report is never older than its code.
+from introspect.provenance import tool_digest
 
 
 rule report:
@@ -26,6 +29,7 @@ rule report:
     params:
         reference=REFERENCE,
         config=config,  # a change of the config reruns the job
+        code=tool_digest("report.build"),  # so does a change of the report's code
     run:
         from introspect.fileio import save_json
 
