@@ -61,3 +61,18 @@ def test_a_file_handler_keeps_everything():
 
 def test_duration():
     assert [duration(s) for s in (7, 252, 7260)] == ["7 s", "4 min 12 s", "2 h 1 min"]
+
+
+def test_a_failed_job_prints_whole_but_its_file_lists_short():
+    class Base(logging.Formatter):
+        def format(self, record):
+            return "Error in rule report:\n    jobid: 1\n    input: a, b, c, d, e\n    output: x\n    log: logs/report.log"
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(Base())
+    install([handler])
+    handler.handle(record(None, event="job_error"))
+    assert stream.getvalue().splitlines() == [
+        "Error in rule report:", "    jobid: 1",
+        "    input: a, b, c and 2 more (.snakemake/log/ has them all)", "    output: x", "    log: logs/report.log"]

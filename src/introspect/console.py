@@ -7,8 +7,8 @@ not a dry run and not `--verbose`, `JobLines` keeps the console to what a user w
 
     [00:31:02] 3 of 20 done (15%): train digits/resnet8/ce, 4 min 12 s
 
-and passes every warning and error, Snakemake's job table and anything it does not know as they
-are. Shell commands (the GPU and SLURM profiles' `printshellcmds`) stay in the log only. The file log Snakemake keeps under .snakemake/log/ is untouched: it has every line.
+and passes every warning and error (a failed job's inputs and outputs shortened to three and a
+count), Snakemake's job table and anything it does not know as they are. Shell commands (the GPU and SLURM profiles' `printshellcmds`) stay in the log only. The file log Snakemake keeps under .snakemake/log/ is untouched: it has every line.
 """
 import logging
 import time
@@ -27,6 +27,17 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def shorten(line: str, keep: int = 3) -> str:
+    """'    input: a, b, c, d, e' -> '    input: a, b, c and 2 more (.snakemake/log/ has them all)'."""
+    head, sep, files = line.partition(": ")
+    if head.strip() not in ("input", "output") or not sep:
+        return line
+    names = files.split(", ")
+    if len(names) <= keep:
+        return line
+    return f"{head}: {', '.join(names[:keep])} and {len(names) - keep} more (.snakemake/log/ has them all)"
 
 
 class JobLines(logging.Filter):
@@ -76,6 +87,8 @@ class JobLines(logging.Filter):
         event = self.event(record)
         if event == "job_info" and getattr(record, "introspect_hint", False):
             return "Running (one line per finished job; each run's epoch and ETA: introspect status --watch)"
+        if event == "job_error":  # whole, but a job's ~130 inputs and outputs as counts (the log has them)
+            return "\n".join(shorten(line) for line in self.base.format(record).splitlines())
         if event != "progress":
             return self.base.format(record)
         done, total = getattr(record, "done", 0), getattr(record, "total", 0)
