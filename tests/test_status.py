@@ -185,17 +185,22 @@ def test_the_progress_page_runs_as_printed(tmp_path):
         assert re.search(r"this CPU's figure \(about (\d+ days) on 2 cores\)", page).group(1) in paper.splitlines()[0]
 
 
-def test_a_run_of_another_scale_is_named_with_the_command_that_shows_it(tmp_path):
+def test_runs_of_another_scale_are_named_with_the_command_that_shows_them(tmp_path):
     """`snakemake --config scale=laptop` trains runs the default scale's status does not plan: the
-    status says so and names the scale whose plan has them."""
+    status says how many finished and which train, and names the command that shows them."""
     plan = pipeline.load(ROOT / "params.yaml")  # the shipped config: quick
     laptop = pipeline.load(ROOT / "params.yaml", "laptop")
-    run_id = sorted(set(laptop.runs) - set(plan.runs))[0]
+    first, second = sorted(set(laptop.runs) - set(plan.runs))[:2]
     live = {"epoch": 2, "epochs": 50, "seconds": [2.0], "updated": time.time(), "host": socket.gethostname(),
             "pid": os.getpid()}
-    (tmp_path / run_id).mkdir(parents=True)
-    (tmp_path / run_id / PROGRESS).write_text(json.dumps(live))
+    (tmp_path / first).mkdir(parents=True)
+    (tmp_path / first / PROGRESS).write_text(json.dumps(live))
     text = render(plan, tmp_path, tmp_path / "reports", params=ROOT / "params.yaml")
-    assert f"# running, not in scale quick's plan: {run_id}: `introspect status --scale laptop`" in text
-    (tmp_path / run_id / "metrics.json").write_text("{}")  # finished: nothing to say
-    assert "not in scale" not in render(plan, tmp_path, tmp_path / "reports", params=ROOT / "params.yaml")
+    assert (f"# scale laptop's runs here, not in scale quick's plan: 1 running ({first}): "
+            "`introspect status --scale laptop`") in text
+    (tmp_path / first / "metrics.json").write_text("{}")
+    (tmp_path / second).mkdir(parents=True)
+    (tmp_path / second / "metrics.json").write_text("{}")
+    text = render(plan, tmp_path, tmp_path / "reports", params=ROOT / "params.yaml")
+    assert "# scale laptop's runs here, not in scale quick's plan: 2 finished: `introspect status --scale laptop`" in text
+    assert "scale paper" not in text  # the paper scale trains on mnist, not mnist5k: none of these runs is its

@@ -159,25 +159,29 @@ def report_head(reports: Path) -> str:
     return next((line for line in head if line.startswith("**")), head[0])
 
 
-def running_elsewhere(plan, folder: Path, params: Path | None = None) -> str | None:
-    """A line naming runs that train under ``folder`` but are not in ``plan`` (a workflow started at
-    another scale, ``--config scale=laptop``) and the scale whose plan has them, if ``params`` is given."""
-    now = time.time()
-    running = sorted(str(p.parent.relative_to(folder)) for p in Path(folder).glob(f"*/*/*/seed*/{PROGRESS}")
-                     if str(p.parent.relative_to(folder)) not in plan.runs and not (p.parent / "metrics.json").is_file()
-                     and alive(read_json(p) or {}, now))
-    if not running:
-        return None
-    hint = ""
-    if params is not None:
-        from .pipeline import SCALES, load
+def other_scales(plan, folder: Path, params: Path) -> list[str]:
+    """A line per other scale of ``params`` with runs under ``folder`` that ``plan`` does not have
+    (a workflow run with ``--config scale=laptop``): how many finished, how many train now, and the
+    command that shows them. Reads files only (no staleness check)."""
+    from .pipeline import SCALES, load
 
-        for scale in SCALES:
-            if scale != plan.scale and running[0] in load(Path(params), scale).runs:
-                hint = f": `introspect status --scale {scale}`"
-                break
-    more = f" and {len(running) - 1} more" if len(running) > 1 else ""
-    return f"# running, not in scale {plan.scale}'s plan: {running[0]}{more}{hint}"
+    now = time.time()
+    lines = []
+    for scale in SCALES:
+        if scale == plan.scale:
+            continue
+        ids = set(load(Path(params), scale).runs) - set(plan.runs)
+        finished = sum((Path(folder) / r / "metrics.json").is_file() for r in ids)
+        running = [r for r in sorted(ids) if not (Path(folder) / r / "metrics.json").is_file()
+                   and alive(read_json(Path(folder) / r / PROGRESS) or {"updated": 0}, now)]
+        if finished or running:
+            what = ", ".join(x for x in (f"{finished} finished" if finished else "",
+                                         f"{len(running)} running ({running[0]}"
+                                         + (f" and {len(running) - 1} more)" if len(running) > 1 else ")")
+                                         if running else "") if x)
+            lines.append(f"# scale {scale}'s runs here, not in scale {plan.scale}'s plan: {what}: "
+                         f"`introspect status --scale {scale}`")
+    return lines
 
 
 def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None = None,
@@ -198,9 +202,8 @@ def render(plan, folder: Path, reports: Path, states: dict[str, RunState] | None
                      + (f" and {len(stale) - 1} more" if len(stale) > 1 else ""))
     if counts["interrupted"]:
         lines.append("# interrupted: `snakemake --cores all --rerun-incomplete` resumes them from their checkpoints")
-    elsewhere = running_elsewhere(plan, folder, params)
-    if elsewhere:
-        lines.append(elsewhere)
+    if params is not None:
+        lines += other_scales(plan, folder, params)
     lines.append(f"# report: {report_head(reports)[:160]}")
     return "\n".join(lines)
 
