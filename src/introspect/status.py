@@ -164,13 +164,17 @@ def other_scales(plan, folder: Path, params: Path) -> list[str]:
     (a workflow run with ``--config scale=laptop``): how many finished, how many train now, and the
     command that shows them. Reads files only (no staleness check)."""
     from .pipeline import SCALES, load
+    from .registry import ConfigError
 
     now = time.time()
     lines = []
     for scale in SCALES:
         if scale == plan.scale:
             continue
-        ids = set(load(Path(params), scale).runs) - set(plan.runs)
+        try:
+            ids = set(load(Path(params), scale).runs) - set(plan.runs)
+        except ConfigError:  # a config written for one scale only: nothing to say of the others
+            continue
         finished = sum((Path(folder) / r / "metrics.json").is_file() for r in ids)
         running = [r for r in sorted(ids) if not (Path(folder) / r / "metrics.json").is_file()
                    and alive(read_json(Path(folder) / r / PROGRESS) or {"updated": 0}, now)]
