@@ -1,6 +1,6 @@
 """docs/library.md's commands, run as written from the repository's root (a copy of its params.yaml and
 workflow/): prepare, models, train (LE past its warm-up), explain, evaluate, report, plan. `bench`
-alone is not run here (it times the paper scale's models; tests/test_bench.py runs it small)."""
+alone is not run here (it times the paper scale's models; tests/test_cli.py runs it small)."""
 import json
 import shlex
 import subprocess
