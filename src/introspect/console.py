@@ -8,7 +8,9 @@ not a dry run and not `--verbose`, `JobLines` keeps the console to what a user w
     [00:31:02] 3 of 20 done (15%): train digits/resnet8/ce, 4 min 12 s
 
 and passes every warning and error (a failed job's inputs and outputs shortened to three and a
-count), Snakemake's job table and anything it does not know as they are. Shell commands (the GPU and SLURM profiles' `printshellcmds`) stay in the log only. The file log Snakemake keeps under .snakemake/log/ is untouched: it has every line.
+count), Snakemake's job table and anything it does not know as they are. Shell commands (the GPU
+and SLURM profiles' `printshellcmds`) stay in the log only. The file log Snakemake keeps under
+.snakemake/log/ is untouched: it has every line.
 """
 import logging
 import time
@@ -51,7 +53,6 @@ class JobLines(logging.Filter):
         self.clock = clock
         self.jobs: dict[int, tuple[str, float]] = {}  # jobid -> (label, started)
         self.finished: int | None = None
-        self.hinted = False
 
     # The event names are Snakemake's LogEvent values (snakemake_interface_logger_plugins.common).
     @staticmethod
@@ -67,11 +68,7 @@ class JobLines(logging.Filter):
             wildcards = getattr(record, "wildcards", None) or {}
             label = " ".join([str(getattr(record, "rule_name", "job")), "/".join(map(str, wildcards.values()))])
             self.jobs[getattr(record, "jobid", None)] = (label.strip(), self.clock())
-            if not self.hinted:  # once, at the first job: where to see a long job's epochs
-                self.hinted = True
-                record.introspect_hint = True
-                return True
-            return False
+            return len(self.jobs) == 1 and self.finished is None  # the first job's, as the hint below
         if event == "job_finished":
             self.finished = getattr(record, "job_id", None)
             return False
@@ -85,7 +82,7 @@ class JobLines(logging.Filter):
 
     def format(self, record: logging.LogRecord) -> str:
         event = self.event(record)
-        if event == "job_info" and getattr(record, "introspect_hint", False):
+        if event == "job_info":  # only the first job's passes the filter: where to see a long job's epochs
             return "Running (one line per finished job; each run's epoch and ETA: introspect status --watch)"
         if event == "job_error":  # whole, but a job's ~130 inputs and outputs as counts (the log has them)
             return "\n".join(shorten(line) for line in self.base.format(record).splitlines())

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .console import duration
+
 PROGRESS = "progress.json"
 OUT_OF_DATE = "**Out of date**"  # how reports/index.md starts while a run of the workflow changes results/
 
@@ -107,14 +109,6 @@ def run_state(folder: Path, run_id: str, epochs: int, now: float) -> RunState:
     return RunState(run_id, "missing", 0, epochs)
 
 
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def collect(plan, folder: Path, check_current: bool = True) -> dict[str, RunState]:
     """Every planned run's state under ``folder``; a finished run is checked against the plan and the
     code as the report checks it (:func:`introspect.report.results.staleness`)."""
@@ -172,18 +166,17 @@ def other_scales(plan, folder: Path, params: Path) -> list[str]:
         if scale == plan.scale:
             continue
         try:
-            ids = set(load(Path(params), scale).runs) - set(plan.runs)
+            ids = sorted(set(load(Path(params), scale).runs) - set(plan.runs))
         except ConfigError:  # a config written for one scale only: nothing to say of the others
             continue
-        finished = sum((Path(folder) / r / "metrics.json").is_file() for r in ids)
-        running = [r for r in sorted(ids) if not (Path(folder) / r / "metrics.json").is_file()
-                   and alive(read_json(Path(folder) / r / PROGRESS) or {"updated": 0}, now)]
-        if finished or running:
-            what = ", ".join(x for x in (f"{finished} finished" if finished else "",
-                                         f"{len(running)} running ({running[0]}"
-                                         + (f" and {len(running) - 1} more)" if len(running) > 1 else ")")
-                                         if running else "") if x)
-            lines.append(f"# scale {scale}'s runs here, not in scale {plan.scale}'s plan: {what}: "
+        states = [run_state(Path(folder), run_id, 0, now) for run_id in ids]
+        finished = sum(st.state == "current" for st in states)  # current: finished (not checked here)
+        running = [st.run_id for st in states if st.state == "running"]
+        what = [f"{finished} finished"] if finished else []
+        if running:
+            what.append(f"{len(running)} running ({running[0]}" + (f" and {len(running) - 1} more)" if len(running) > 1 else ")"))
+        if what:
+            lines.append(f"# scale {scale}'s runs here, not in scale {plan.scale}'s plan: {', '.join(what)}: "
                          f"`introspect status --scale {scale}`")
     return lines
 
