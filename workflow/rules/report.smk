@@ -1,7 +1,10 @@
 # Reports are regenerated from results alone. (A `run:` rule: Snakemake allows no `conda:` with it;
 # the report needs no more than the package.) The job reruns when the config changes (param `config`)
 # and when the code that writes the report does (param `code`: the report package and every module of
-# ours it imports, as provenance.tool_digest digests them), so a report is never older than its code.
+# ours it imports, as provenance.tool_digest digests them) or the libraries that compute its tests and
+# figures are upgraded (param `libraries`), so a report is never older than the code that wrote it.
+from importlib.metadata import version
+
 from introspect.provenance import tool_digest
 
 
@@ -30,6 +33,7 @@ rule report:
         reference=REFERENCE,
         config=config,  # a change of the config reruns the job
         code=tool_digest("report.build"),  # so does a change of the report's code
+        libraries={lib: version(lib) for lib in ("scipy", "numpy", "matplotlib")},
     run:
         from introspect.fileio import save_json
 
