@@ -448,7 +448,7 @@ def test_real_images_at_the_papers_recipe_and_3_seeds_are_decided(tmp_path):
     # CE, 1.10 ± 0.03 for LE): Δ = +0.29 in accuracy, std sqrt((0.05² + 0.03²) / 2) = 0.041231: 2 seeds
     assert t.seeds_needed == 51 and t.paper == pytest.approx((0.29, math.sqrt((0.05**2 + 0.03**2) / 2)))
     assert t.seeds_needed_paper == 2
-    assert "at the paper's Δ +0.29: 2 per side (we ran 3: enough to see the paper's effect, at its std)" in t.plan_text
+    assert "at the paper's Δ +0.29: 2 per side (we ran 3: 80 % power at the paper's Δ and std already)" in t.plan_text
 
     quick = {**MNIST5K, "recipes": {"mnist5k": {"epochs": 3, "batch_size": 64}}}
     _, (line,) = lines_of(quick, tmp_path / "three_epochs")

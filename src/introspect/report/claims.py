@@ -312,7 +312,7 @@ class Test:
             n = self.seeds_needed_paper
             ran = min(self.a_stat.n, self.b_stat.n)
             parts.append(f"at the paper's Δ {fmt.signed(self.paper[0])}: "
-                         + (f"{n} per side (we ran {ran}: enough to see the paper's effect, at its std)"
+                         + (f"{n} per side (we ran {ran}: 80 % power at the paper's Δ and std already)"
                             if n and n <= ran else f"{n} per side{self._cost(n)}" if n
                             else "its Δ points the other way" if self.effect(self.paper[0]) <= 0
                             else f"more than {stats.MAX_SEEDS}" if self.paper[1] > 0 else "no std to plan with"))
