@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .registry import ConfigError
+from .scales import SCALES
 
 PROG = "introspect"
 
@@ -368,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="tables, claim verdicts and figures from a results folder")
     s.add_argument("--params", default="params.yaml", help="the experiment config the results come from")
-    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
+    s.add_argument("--scale", choices=list(SCALES), help="default: the config's own")
     s.add_argument("--results", default="results")
     s.add_argument("--reference", default="workflow/reference", help="the paper's tables and claims")
     s.add_argument("--out", default="reports")
@@ -390,13 +391,13 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plan", help="runs per table and, with --bench, the training hours of a config")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
+    s.add_argument("--scale", choices=list(SCALES), help="default: the config's own")
     s.add_argument("--bench", help="a file written by `introspect bench --json` on the training device")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("status", help="per table: runs finished and current, stale, running (epoch, ETA), missing")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--scale", choices=["quick", "laptop", "paper"], help="default: the config's own")
+    s.add_argument("--scale", choices=list(SCALES), help="default: the config's own")
     s.add_argument("--results", default="results")
     s.add_argument("--reports", default="reports")
     s.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",

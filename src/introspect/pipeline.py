@@ -18,12 +18,9 @@ from .data import DATASETS
 from .explain import build_explainer
 from .methods import METHODS
 from .registry import ConfigError
+from .scales import FALLBACK, SCALES, at_scale  # noqa: F401  (at_scale: part of this module's interface)
 from .train import build
 
-SCALES = ("quick", "laptop", "paper")
-# A scale whose value a {quick: ..., paper: ...} mapping does not give takes this scale's value:
-# laptop runs what it does not say otherwise as quick does.
-FALLBACK = {"laptop": "quick"}
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -104,21 +101,6 @@ class Plan:
         """Paper dataset -> every run whose explanations.pt is computed (``explained``; a plan built by
         hand with only ``explanations`` explains that one run)."""
         return {ds: self.explained.get(ds) or [run] for ds, run in self.explanations.items()}
-
-
-def at_scale(value, scale: str, key: str = ""):
-    """Resolve every ``{quick: a, laptop: b, paper: c}`` mapping inside ``value`` to the one for
-    ``scale``; a mapping without ``scale`` gives its FALLBACK's value (laptop: quick's)."""
-    if isinstance(value, dict):
-        if value and set(value) <= set(SCALES):
-            pick = scale if scale in value else FALLBACK.get(scale)
-            if pick not in value:
-                raise ConfigError(f"{key}: no value for scale {scale!r}; given: {', '.join(value)}")
-            return at_scale(value[pick], scale, key)
-        return {k: at_scale(v, scale, f"{key}.{k}" if key else k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [at_scale(v, scale, key) for v in value]
-    return value
 
 
 def table_notes(name: str, table: dict, rows: list[Row]) -> dict[str, str]:
@@ -271,6 +253,8 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         table_teacher = dedicated(f"tables.{name}.teacher", dataset, table_spec) if "model" in table_spec else None
         rows = []
         for label, r in t["rows"].items():
+            if scale not in r.get("scales", SCALES):
+                continue  # a row left out at this scale by its own `scales`
             key = f"tables.{name}.rows.{label}"
             spec, row_teacher = table_spec, None
             if "teacher" in r:
