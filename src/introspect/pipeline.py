@@ -85,6 +85,7 @@ class Plan:
     # paper dataset -> the explained row's runs, one per seed (Figure 1's among them), each with its own
     # explanations.pt: Figure 2 and claim C10 average their class-similarity matrices
     explained: dict[str, list[Run]] = field(default_factory=dict)
+    train_jobs: str = "row"  # one train job per table row (its seeds in turn) or per run ("seed")
 
     def shown(self, table: Table) -> set[str]:
         """The ids of the runs ``table`` shows (its rows' variants on its models, every seed); not the
@@ -323,7 +324,7 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
             build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
     return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, runs, explanations, p.get("protocol", "last"),
-                explainers, explained)
+                explainers, explained, p.get("train_jobs", "row"))
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:

@@ -29,8 +29,22 @@ REFERENCE = Path(workflow.basedir) / "workflow" / "reference"
 
 
 def runs_of(wildcards):
-    """Every seed's run of one table row (dataset, model, variant): what one train job trains."""
-    return [PLAN.runs["{dataset}/{model}/{variant}/seed{seed}".format(**wildcards, seed=seed)] for seed in PLAN.seeds]
+    """What one train job trains: every seed's run of one table row (dataset, model, variant), or
+    the one run of its seed with params.yaml's `train_jobs: seed`."""
+    seeds = [wildcards.seed] if "seed" in wildcards.keys() else PLAN.seeds
+    row = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
+    return [PLAN.runs[f"{row}/seed{seed}"] for seed in seeds]
+
+
+def train_job_outputs():
+    """The receipts one train job declares: its row's, every seed; or its run's (`train_jobs: seed`)."""
+    if PLAN.train_jobs == "seed":
+        return [f"results/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}/{provenance.RECEIPT}"]
+    return run_outputs(provenance.RECEIPT)
+
+
+def train_job_log():
+    return "logs/train/{dataset}/{model}/{variant}" + ("/seed{seed}" if PLAN.train_jobs == "seed" else "") + ".log"
 
 
 def receipt(run_id):

@@ -1,6 +1,8 @@
 # One job per table row (dataset, model, variant) trains each seed's run in turn in one process:
 # starting a process (importing torch) costs seconds on a laptop CPU, as much as a quick run. Each
-# seed keeps its own run folder, checkpoint and resume.
+# seed keeps its own run folder, checkpoint and resume. With `train_jobs: seed` (params.yaml; the
+# full-MNIST scales, whose runs take up to an hour) each run is a job of its own, and a row's seeds
+# train in parallel.
 #
 # A job declares only each run's receipt, provenance.json, written last when the run finishes: a
 # job Snakemake reruns loses only its receipts, never a run's metrics, history or checkpoint. The
@@ -17,9 +19,9 @@ rule train:
     input:
         train_inputs,
     output:
-        run_outputs("provenance.json"),
+        train_job_outputs(),
     log:
-        "logs/train/{dataset}/{model}/{variant}.log",
+        train_job_log(),
     conda:
         "../envs/introspect.yaml"
     params:
