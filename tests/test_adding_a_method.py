@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import BIN, ROOT, copy_repository
 from introspect.methods import METHODS
 from introspect.pipeline import at_scale
-from repo_copy import copy_repository
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 COPIED = ("src", "workflow", "Snakefile", "params.yaml", "pyproject.toml")
 
 

@@ -1,16 +1,15 @@
 """Config errors name the exact place: the key path (list elements as [i]) of the value to fix,
 in params.yaml or a --config file, and what was expected, in one line."""
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import ROOT
 from introspect import cli, pipeline
 from introspect.data import DataError, load_prepared
 from introspect.registry import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -137,7 +136,7 @@ def test_a_recipes_model_and_dataset_keys_reach_every_run():
     """A recipe may set model or dataset keys (here model.dropout): the plan adds the names, not replaces them."""
     from introspect import pipeline
 
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = copy.deepcopy(params)
     params["recipes"]["digits"]["model"] = {"dropout": 0.3}
     plan = pipeline.plan(params)

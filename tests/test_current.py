@@ -6,20 +6,14 @@ does) and a tiny one-table config: CE (which also teaches), LS, KD from the CE r
 docs/recovery.md's, copied as written.
 """
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import yaml
+import pytest
 
-from test_faults import kill_when
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-RUNS = ("ce", "ls", "kd", "cwtm_random")
+from helpers import BIN, ROOT, TINY_DAG_ROWS as RUNS, env, kill_when, tiny_dag_params, write_params
 
 
 def readme_block(heading: str) -> list[str]:
@@ -30,21 +24,18 @@ def readme_block(heading: str) -> list[str]:
 
 
 def setup(tmp_path: Path) -> tuple[Path, dict]:
-    """A work folder with a tiny params.yaml, and an environment that imports a copy of the package."""
+    """A work folder with the tiny DAG's params.yaml and nothing run, and an environment that imports a
+    copy of the package and keeps the tree's own run cache (the test kills its runs mid-epoch)."""
     src = tmp_path / "src"
     shutil.copytree(ROOT / "src" / "introspect", src / "introspect", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "workflow").symlink_to(ROOT / "workflow")  # the package finds its config schema there
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    params["recipes"]["digits"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
-    params["tables"] = {"table4": {"dataset": "cifar10", "models": ["resnet8"], "teacher": {"row": "ce"},
-                                   "rows": {r: {"method": r} for r in RUNS}}}
-    params.pop("explanations")
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(src)}
-    return work, env
+    return write_params(tmp_path / "work", tiny_dag_params()), env(own_cache=True, PYTHONPATH=str(src))
+
+
+def built(dag: dict) -> tuple[Path, dict]:
+    """The tiny DAG's copy (conftest.py's tiny_dag_copy), finished as `snakemake --cores all` left it."""
+    assert_complete_and_current(dag["work"])
+    return dag["work"], dag["env"]
 
 
 def argv(command: str, work: Path) -> list[str]:
@@ -92,15 +83,13 @@ def jobs_of(dry_run: str) -> set[str]:
     return {row for line in outputs for row in re.findall(r"results/digits/resnet8/([a-z_]+)/seed0/provenance", line)}
 
 
-def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_old_ones_whole(tmp_path):
-    work, env = setup(tmp_path)
-    run("snakemake --cores all", work, env)
-    assert_complete_and_current(work)
+def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_old_ones_whole(tiny_dag_copy):
+    work, env = built(tiny_dag_copy)
     assert "Nothing to be done" in run("snakemake --cores all -n", work, env).stdout + run(
         "snakemake --cores all -n", work, env).stderr
 
     # a comment or docstring changes nothing ...
-    ce_module = tmp_path / "src" / "introspect" / "methods" / "regularizers.py"
+    ce_module = tiny_dag_copy["src"] / "introspect" / "methods" / "regularizers.py"
     ce_module.write_text(ce_module.read_text().replace('"""', '"""A note. ', 1) + "\n# a comment\n")
     dry = run("snakemake --cores all -n", work, env)
     assert not jobs_of(dry.stdout), dry.stdout[-2000:]
@@ -124,9 +113,8 @@ def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_o
     assert "3 superseded runs kept whole" in index
 
 
-def test_a_run_edited_outside_the_workflow_is_stale_in_the_report_until_retrained(tmp_path):
-    work, env = setup(tmp_path)
-    run("snakemake --cores all", work, env)
+def test_a_run_edited_outside_the_workflow_is_stale_in_the_report_until_retrained(tiny_dag_copy):
+    work, env = built(tiny_dag_copy)
     # the teacher retrained by hand in its folder (another seed's weights in the same place)
     ce = folder(work, "ce")
     cfg = json.loads((ce / "config.json").read_text())
@@ -151,9 +139,9 @@ def test_a_run_edited_outside_the_workflow_is_stale_in_the_report_until_retraine
     assert len(list((ce / "superseded").iterdir())) == 2  # the plan's first run, then the one changed by hand
 
 
-def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tmp_path):
-    work, env = setup(tmp_path)
-    run("snakemake --cores all", work, env)
+@pytest.mark.slow
+def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tiny_dag_copy):
+    work, env = built(tiny_dag_copy)
     receipts = [folder(work, row) / "provenance.json" for row in RUNS]
     # --forcerun train killed once it has deleted a job's receipt (the job is running)
     kill_when(argv("snakemake --cores all --forcerun train", work), env, lambda: not all(r.exists() for r in receipts))
@@ -161,6 +149,7 @@ def test_killed_forcerun_then_the_readme_recovery_ends_complete_and_current(tmp_
     assert_complete_and_current(work)
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_between_jobs_and_during_the_report_then_recovery_ends_complete_and_current(tmp_path):
     work, env = setup(tmp_path)
     # mid-epoch: the first run is training (its first checkpoint is written)

@@ -13,17 +13,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import BIN, ROOT, copy_clone, env, tiny_params, write_params
 from introspect.checkpoint import NAME, read_checkpoint, save_checkpoint
 from introspect.fileio import save_json
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TABLES = {  # two tables, so that "one plot per table" can fail
     "table2": {"dataset": "cifar10", "metric": "test_acc", "models": ["resnet8"],
                "rows": {"ce": {"method": "ce"}, "ls": {"method": "ls"}}},
@@ -33,11 +31,14 @@ CHANGE = "method_options.ls.alpha=0.5"  # retrains the ls run only
 METRICS = "reports/metrics.json"
 
 
+def clone_env(work: Path) -> dict:
+    """The clone's package first, DVC without analytics, git with a committer."""
+    return env(PYTHONPATH=str(work / "src"), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+
 def run(work: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(work / "src"),
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    done = subprocess.run(list(args), cwd=work, env=env, capture_output=True, text=True)
+    done = subprocess.run(list(args), cwd=work, env=clone_env(work), capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -46,26 +47,11 @@ def dvc(work: Path, *args: str) -> str:
     return run(work, str(BIN / "dvc"), *args)
 
 
-def copy_repository(work: Path) -> None:
-    """The files a clone would have (tracked, plus new ones git does not ignore), nothing built."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():  # a file deleted in the working tree but still in the index is skipped
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
-
-
-def tiny_params(work: Path) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    for dataset in ("digits", "mnist5k"):  # what cifar10 and mnist stand for at the quick scale
-        params["recipes"][dataset] = {"epochs": 1, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
+def tiny(work: Path) -> None:
+    params = tiny_params(TABLES, datasets=("digits", "mnist5k"),  # what cifar10 and mnist stand for at the quick scale
+                         explanations={"mnist": {"model": "mlp1024", "row": "ce", "seed": 0}})  # figures/ is an output
     params["method_options"]["ls"] = {"alpha": 0.9}
-    params["tables"] = TABLES
-    params["explanations"] = {"mnist": {"model": "mlp1024", "row": "ce", "seed": 0}}  # figures/ is an output
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(work, params)
 
 
 def headline_values(exp_show: list[dict]) -> dict[str, dict]:
@@ -83,10 +69,9 @@ def repo(tmp_path_factory):
     """A git repository made from a copy of this one: `dvc repro` committed, then one experiment
     (`dvc exp run -S`) whose outputs are left in the workspace."""
     work = tmp_path_factory.mktemp("dvc") / "repo"
-    work.mkdir()
-    copy_repository(work)
+    copy_clone(work)
     assert not (work / "dvc.lock").exists(), "a dvc.lock made elsewhere would be rewritten by the first repro"
-    tiny_params(work)
+    tiny(work)
     run(work, "git", "init", "-q", "-b", "main")
     run(work, "git", "add", "-A")
     run(work, "git", "commit", "-qm", "tiny experiment")
@@ -202,10 +187,7 @@ def page_commands() -> list[str]:
 
 
 def shell(work: Path, command: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(work / "src"),
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    return subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True)
+    return subprocess.run(["bash", "-c", command], cwd=work, env=clone_env(work), capture_output=True, text=True)
 
 
 def jobs_run(work: Path) -> dict[str, int]:
@@ -220,8 +202,7 @@ def page(tmp_path_factory):
     """A clone (a copy of the files git would have, committed) with the shipped params.yaml; the
     README's `snakemake --cores all`; then each command of docs/dvc.md's block, as printed."""
     work = tmp_path_factory.mktemp("dvcpage") / "repo"
-    work.mkdir()
-    copy_repository(work)
+    copy_clone(work)
     assert (work / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
     run(work, "git", "init", "-q", "-b", "main")
     run(work, "git", "add", "-A")
@@ -241,6 +222,7 @@ def step(page, prefix: str) -> dict:
     return next(s for s in page["steps"] if s["command"].startswith(prefix))
 
 
+@pytest.mark.slow
 def test_repro_after_snakemake_retrains_nothing(page):
     repro = step(page, "dvc repro")
     assert repro["jobs"] == page["before"] and len(page["before"]) == 44  # not one train job ran again
@@ -250,6 +232,7 @@ def test_repro_after_snakemake_retrains_nothing(page):
     assert "dvc.lock" in committed and "reports/metrics.json" in committed
 
 
+@pytest.mark.slow
 def test_the_experiment_retrains_exactly_the_le_runs(page):
     exp = step(page, "dvc exp run")
     before, after = page["before"], exp["jobs"]
@@ -264,6 +247,7 @@ def test_the_experiment_retrains_exactly_the_le_runs(page):
         ("  le: {warmup: {quick: 1, laptop: 10, paper: 10}}", "  le: {warmup: {quick: 2, laptop: 10, paper: 10}}")]
 
 
+@pytest.mark.slow
 def test_exp_show_and_metrics_diff_compare_the_experiment_with_the_commit(page):
     shown = step(page, "dvc exp show")["out"]
     header, *rows = [line for line in shown.splitlines() if line.startswith("|")]
@@ -278,6 +262,7 @@ def test_exp_show_and_metrics_diff_compare_the_experiment_with_the_commit(page):
     assert all(v["old"] is not None and v["new"] is not None for v in values.values())  # both sides exist
 
 
+@pytest.mark.slow
 def test_plots_diff_writes_one_chart_per_table(page):
     html = (page["work"] / "dvc_plots" / "index.html").read_text()
     curves = sorted((page["work"] / "reports" / "curves").glob("*.csv"))

@@ -1,51 +1,24 @@
 """When jobs die under Snakemake: resume from the checkpoint, finish the others, refuse a second
 invocation on the same tree. Each test runs a tiny one-table config through the real workflow."""
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import yaml
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+from helpers import env, kill_when, snakemake_argv as command, tiny_params, write_params
 
-
-def command(work: Path, *args) -> list[str]:
-    return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *args]
+# the kill tests must see their runs train: the tree's own run cache, not the session's
+OWN = env(own_cache=True)
 
 
-def snakemake(work: Path, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(command(work, *args), env=ENV, capture_output=True, text=True)
+def snakemake(work: Path, *args, environ=None) -> subprocess.CompletedProcess:
+    return subprocess.run(command(work, *args), env=environ or env(), capture_output=True, text=True)
 
 
 def tiny(work: Path, rows: dict, epochs: int = 1) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    params["recipes"]["digits"] = {"epochs": epochs, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
-    params["tables"] = {"table2": {"dataset": "cifar10", "models": ["resnet8"], "rows": rows}}
-    params.pop("explanations")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return work
-
-
-def kill_when(argv: list[str], env: dict, ready) -> None:
-    """Start ``argv``, SIGKILL its whole process group as soon as ``ready()`` holds."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        while not ready():
-            assert proc.poll() is None and time.time() < deadline, "it ended before it could be killed"
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return write_params(work, tiny_params({"table2": {"dataset": "cifar10", "models": ["resnet8"], "rows": rows}}, epochs))
 
 
 def test_a_diverged_run_fails_alone_and_keep_going_finishes_the_others(tmp_path):
@@ -59,17 +32,18 @@ def test_a_diverged_run_fails_alone_and_keep_going_finishes_the_others(tmp_path)
     assert errors and "training loss is" in errors[0]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
     rows = {"ce": {"method": "ce"}}
     whole = tiny(tmp_path / "whole", rows, epochs=4)
-    assert snakemake(whole, "--cores", "1", "train_all").returncode == 0
+    assert snakemake(whole, "--cores", "1", "train_all", environ=OWN).returncode == 0
     work = tiny(tmp_path / "killed", rows, epochs=4)
     run = work / "results/digits/resnet8/ce/seed0"
     # two epochs done: kill during the third
-    kill_when(command(work, "--cores", "1", "train_all"), ENV, lambda: (run / "checkpoint.prev.pt").exists())
+    kill_when(command(work, "--cores", "1", "train_all"), OWN, lambda: (run / "checkpoint.prev.pt").exists())
     assert not (run / "metrics.json").exists()
-    assert snakemake(work, "--unlock").returncode == 0  # Snakemake itself was killed: its lock stayed
-    out = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all")
+    assert snakemake(work, "--unlock", environ=OWN).returncode == 0  # Snakemake itself was killed: its lock stayed
+    out = snakemake(work, "--cores", "1", "--rerun-incomplete", "train_all", environ=OWN)
     assert out.returncode == 0, out.stderr[-2000:]
     log = (work / "logs/train/digits/resnet8/ce.log").read_text()
     assert "resuming after epoch" in log and "epoch 1/4" not in log.split("resuming after epoch")[1]
@@ -77,11 +51,12 @@ def test_sigkill_mid_run_then_rerun_incomplete_resumes_bit_identical(tmp_path):
     assert json.loads((run / "metrics.json").read_text()) == expected
 
 
+@pytest.mark.slow
 def test_a_second_invocation_on_the_same_tree_is_refused_by_the_lock(tmp_path):
     # long enough (tens of seconds) that the first still holds the lock while the second builds its DAG
     work = tiny(tmp_path / "w", {"ce": {"method": "ce"}}, epochs=40)
     log = open(tmp_path / "first.log", "w")  # a file, not a pipe nobody drains
-    first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=ENV, stdout=log, stderr=log)
+    first = subprocess.Popen(command(work, "--cores", "1", "train_all"), env=OWN, stdout=log, stderr=log)
     try:
         _refuse_second(work, first)
     finally:  # never leave the first invocation running behind a failed assertion
@@ -107,5 +82,5 @@ def _refuse_second(work: Path, first: subprocess.Popen) -> None:
     # A train job's one declared output is its receipt, written last: while the first trains there is
     # no half-written output to find, so the lock refuses the second, with or without --rerun-incomplete.
     for extra in ([], ["--rerun-incomplete"]):
-        second = snakemake(work, "--cores", "1", *extra, "train_all")
+        second = snakemake(work, "--cores", "1", *extra, "train_all", environ=OWN)
         assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr, second.stdout + second.stderr

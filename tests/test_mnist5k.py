@@ -1,12 +1,12 @@
 """Issue 13: real MNIST offline (mnist5k), quick on real digits with 3 seeds, the laptop scale."""
 import copy
 import socket
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from helpers import ROOT
 from introspect import pipeline
 from introspect.cli import main
 from introspect.config import RECIPES, recipe, resolve
@@ -14,7 +14,6 @@ from introspect.data import load_prepared
 from introspect.plan import default_bench, estimate, report, wall_hours
 from introspect.registry import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 

@@ -10,19 +10,16 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from introspect.data import DATASETS
 from introspect.models import MODELS
+from helpers import BIN, ROOT, copy_repository
 from introspect.pipeline import plan
-from repo_copy import copy_repository
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "your-data.md"
-BIN = Path(sys.executable).parent
 COPIED = ("src", "workflow", "Snakefile", "params.yaml", "pyproject.toml", "tests")
 
 

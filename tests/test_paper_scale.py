@@ -36,23 +36,20 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pickle
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
+from helpers import env, shipped_params, snakemake_argv
 from introspect import pipeline
 from introspect.config import family
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 N_TRAIN, N_TEST, CLASSES = 300, 100, 10
 DAG_TIMEOUT_S = 2700  # about 3.5 min of CPU on 2 idle cores; 30 min when 5 agents shared them
 
@@ -61,7 +58,7 @@ DAG_TIMEOUT_S = 2700  # about 3.5 min of CPU on 2 idle cores; 30 min when 5 agen
 
 def paper_params() -> dict:
     """params.yaml with every {quick, paper} value resolved to paper's, scale paper."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = shipped_params()
     resolved = pipeline.at_scale({k: v for k, v in params.items() if k != "scale"}, "paper")
     return {"scale": "paper", **resolved}
 
@@ -224,6 +221,7 @@ def test_selection_covers_every_chain_and_model_of_the_paper_plan():
     assert len(chosen.runs) < len(plan.runs)
 
 
+@pytest.mark.slow
 def test_paper_scale_dag_runs_on_the_cpu(tmp_path, monkeypatch):
     work = tmp_path / "paper"
     params = selected_params(shrink(paper_params()), select(shrink(paper_params())))
@@ -235,8 +233,8 @@ def test_paper_scale_dag_runs_on_the_cpu(tmp_path, monkeypatch):
     plan = pipeline.load(work / "params.yaml")
 
     t0 = time.monotonic()
-    out = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-                          "--cores", "2", "all"], env=ENV, capture_output=True, text=True, timeout=DAG_TIMEOUT_S)
+    out = subprocess.run(snakemake_argv(work, "--cores", "2", "all"), env=env(), capture_output=True, text=True,
+                         timeout=DAG_TIMEOUT_S)
     print(f"paper-scale DAG: {len(plan.runs)} runs, {time.monotonic() - t0:.0f} s")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 

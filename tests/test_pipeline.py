@@ -1,15 +1,14 @@
 """The experiment config: scale selection, run expansion, and one-line rejection of bad configs."""
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import ROOT
 from introspect import pipeline
 from introspect.methods import METHODS
 from introspect.registry import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -72,7 +71,7 @@ def mutate(path: str, value):
 DELETE = object()
 
 BAD = [
-    ("scale", "huge", "scale: expected one of quick, laptop, paper, got 'huge'"),
+    ("scale", "huge", "scale: expected one of quick, laptop, mnist, mnist_cut, paper, got 'huge'"),
     ("significance", 2, "significance: expected a number in (0, 1), got 2"),
     ("seeds", [], "seeds: expected a non-empty list, got []"),
     ("seeds", "zero", "seeds: expected a list or {quick: ..., paper: ...}, got 'zero'"),

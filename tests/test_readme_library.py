@@ -4,13 +4,9 @@ alone is not run here (it times the paper scale's models; tests/test_cli.py runs
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
-from repo_copy import copy_repository
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from helpers import BIN, ROOT, copy_repository
 
 
 def library_commands() -> list[str]:

@@ -4,28 +4,21 @@ disk use grown by the 2-epoch runs only; a second clone pointed at the first clo
 commands of docs/run-cache.md, run as printed) trains no teacher, and a damaged entry retrains
 with one line."""
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from helpers import BIN, ROOT, env, tiny_params
+
 RUNS = ("ce", "kd")
 
 
-def tiny_params(epochs: int) -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    params["recipes"]["digits"] = {"epochs": epochs, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
-    params["tables"] = {"table4": {"dataset": "cifar10", "models": ["cnn6"], "teacher": {"row": "ce"},
-                                   "rows": {r: {"method": r} for r in RUNS}}}
-    params.pop("explanations")
-    return params
+def toggle_params(epochs: int) -> dict:
+    return tiny_params({"table4": {"dataset": "cifar10", "models": ["cnn6"], "teacher": {"row": "ce"},
+                                   "rows": {r: {"method": r} for r in RUNS}}}, epochs)
 
 
 def clone(path: Path, digits: Path) -> Path:
@@ -34,15 +27,15 @@ def clone(path: Path, digits: Path) -> Path:
     path.mkdir(parents=True)
     (path / "Snakefile").symlink_to(ROOT / "Snakefile")
     (path / "workflow").symlink_to(ROOT / "workflow")
-    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params(1), sort_keys=False))
+    (path / "params.yaml").write_text(yaml.safe_dump(toggle_params(1), sort_keys=False))
     (path / "data" / "processed").mkdir(parents=True)
     shutil.copy(digits, path / "data" / "processed" / "digits.pt")
     return path
 
 
 def env_with(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "INTROSPECT_CACHE"}
-    return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra}
+    """The test's own caches only (given in ``extra``), not the session's."""
+    return env(own_cache=True, **extra)
 
 
 def snakemake(work: Path, env: dict, *args) -> str:
@@ -91,13 +84,13 @@ def first(tmp_path_factory):
 
 def test_toggle_back_trains_nothing_and_stores_once(first):
     work, lab, env, metrics = first
-    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(2), sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(toggle_params(2), sort_keys=False))
     snakemake(work, env, *receipts())
     logs = train_logs(work)
     assert all("epoch 2/2" in logs[row] for row in RUNS), logs
     at_two, ckpts_at_two = du(work / "results", lab), checkpoints(work / "results", lab)
 
-    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(1), sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(toggle_params(1), sort_keys=False))
     snakemake(work, env)
     logs = train_logs(work)
     for row in RUNS:

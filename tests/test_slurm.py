@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from helpers import BIN, ROOT, env, shipped_params, snakemake_argv, tiny_params, write_params
 from introspect import pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 TOOLS = ("munged", "munge", "slurmctld", "slurmd", "slurmstepd", "sbatch", "srun", "squeue", "scontrol", "scancel", "sinfo")
 MISSING = [name for name in TOOLS if not shutil.which(name, path=SBIN)]
@@ -223,23 +221,16 @@ def cluster():
 def shrunk_params() -> dict:
     """Table 2 at quick scale cut down to CE and LE, resnet8, 2 seeds, 1 epoch, no explanations:
     prepare -> 2 train jobs (each trains both seeds) -> evaluate -> report: 5 SLURM jobs."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0, 1]
-    params["recipes"]["digits"] = {"epochs": 1, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
-    params["method_options"] = {"le": {"warmup": 0}}
-    params["tables"] = {"table2": {**params["tables"]["table2"], "models": ["resnet8"], "rows": {
-        "ce": {"method": "ce"}, "le_gradcam": {"method": "le", "set": {"method.explainer": "gradcam"}}}}}
-    params.pop("explanations", None)
-    return params
+    table2 = {**shipped_params()["tables"]["table2"], "models": ["resnet8"], "rows": {
+        "ce": {"method": "ce"}, "le_gradcam": {"method": "le", "set": {"method.explainer": "gradcam"}}}}
+    return tiny_params({"table2": table2}, seeds=[0, 1], method_options={"le": {"warmup": 0}})
 
 
 def test_profile_asks_for_gpus_time_and_memory_per_rule(tmp_path):
     """The profile as a real cluster gets it (a dry run: nothing is submitted)."""
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(shrunk_params(), sort_keys=False))
-    out = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "-n",
-                          "--profile", str(ROOT / "workflow/profiles/slurm")],
-                         cwd=tmp_path, env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-                         capture_output=True, text=True, timeout=120)
+    write_params(tmp_path, shrunk_params())
+    out = subprocess.run(snakemake_argv(tmp_path, "-n", "--profile", str(ROOT / "workflow/profiles/slurm")),
+                         env=env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     resources = {rule: dict(kv.split("=", 1) for kv in line.split(", "))
                  for rule, line in re.findall(r"^rule (\w+):\n(?:\s+\w+: .*\n)*?\s+resources: (.*)$", out.stdout, re.M)}
@@ -288,12 +279,11 @@ def slurm_minutes(minutes: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:00" if minutes >= 60 else f"{minutes}:00"
 
 
+@pytest.mark.slow
 @installed
 @root
 def test_quick_dag_runs_end_to_end_through_slurm(cluster, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(shrunk_params(), sort_keys=False))
+    work = write_params(tmp_path / "work", shrunk_params())
     profile = derived_profile(tmp_path)
     log = tmp_path / "snakemake.out"
     with open(log, "w") as out:

@@ -10,31 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+import pytest
 
+from helpers import ROOT, env, snakemake_argv as snakemake, tiny_params, write_params
 from introspect import pipeline
 from introspect.cli import main
 from introspect.status import OUT_OF_DATE, PROGRESS, collect, mark_out_of_date, render, run_state, watch
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+ENV = env(own_cache=True)  # the kill test must see its run train: the tree's own run cache
 
 
 def tiny(work: Path, epochs: int = 1) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    params["recipes"]["digits"] = {"epochs": epochs, "batch_size": 128, "optim": {"lr": 0.05, "milestones": []}}
-    params["tables"] = {"table2": {"dataset": "cifar10", "metric": "test_acc", "models": ["resnet8"],
-                                   "rows": {"ce": {"method": "ce"}}}}
-    params.pop("explanations")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return work
-
-
-def snakemake(work: Path, *args) -> list[str]:
-    return [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), *args]
+    return write_params(work, tiny_params({"table2": {"dataset": "cifar10", "metric": "test_acc", "models": ["resnet8"],
+                                                      "rows": {"ce": {"method": "ce"}}}}, epochs))
 
 
 def current(work: Path) -> bool:
@@ -109,6 +97,7 @@ def test_mark_out_of_date_keeps_the_report_below(tmp_path):
     assert text.endswith("\n\n**Complete and current**: all 3 planned runs are present and current.\n\n# Tables\n")
 
 
+@pytest.mark.slow
 def test_a_running_job_its_epoch_and_eta_then_a_kill_leaves_the_report_out_of_date(tmp_path):
     """The whole DAG once (report: complete); then a run retrains (its config changed): status shows
     its epoch and ETA while it trains; killed, the report's first line says it is out of date and

@@ -1,21 +1,17 @@
 """The Snakemake DAG and the DVC stages, run for real on a shrunk quick config."""
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from helpers import BIN, ROOT, env, tiny_params, write_params
 from introspect import pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+ENV = env()
 
 
 def snakemake(*args, cwd=ROOT, check=True):
@@ -28,22 +24,18 @@ def snakemake(*args, cwd=ROOT, check=True):
 
 def shrunk_params() -> dict:
     """The quick config, one seed, two epochs: every method and model family still in it."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = {"quick": [0], "paper": [0]}
-    params["recipes"]["digits"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": [1]}}
-    params["recipes"]["mnist5k"] = {"epochs": 2, "batch_size": 128, "optim": {"lr": 0.05, "milestones": [1]}}
-    params["method_options"] = {"le": {"warmup": 1}, "le_permut": {"warmup": 1}}
-    return params
+    return tiny_params(epochs=2, datasets=("digits", "mnist5k"), milestones=[1], seeds={"quick": [0], "paper": [0]},
+                       method_options={"le": {"warmup": 1}, "le_permut": {"warmup": 1}})
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("quick")
-    (work / "params.yaml").write_text(yaml.safe_dump(shrunk_params(), sort_keys=False))
+    work = write_params(tmp_path_factory.mktemp("quick"), shrunk_params())
     snakemake("--cores", "2", "--directory", str(work))
     return work
 
 
+@pytest.mark.slow
 def test_quick_dag_end_to_end(quick_run):
     plan = pipeline.load(quick_run / "params.yaml")
     rows = pq.read_table(quick_run / "reports" / "results.parquet").to_pylist()
@@ -76,6 +68,7 @@ def test_quick_dag_end_to_end(quick_run):
     assert "C4" in (quick_run / "reports" / "claims.md").read_text()
 
 
+@pytest.mark.slow
 def test_snakemake_html_report_includes_the_figures(quick_run):
     snakemake("--directory", str(quick_run), "--report", "reports/report.html")
     html = (quick_run / "reports" / "report.html").read_text(errors="replace")
@@ -83,11 +76,13 @@ def test_snakemake_html_report_includes_the_figures(quick_run):
         assert fig in html
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing(quick_run):
     out = snakemake("--cores", "2", "--directory", str(quick_run), "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_changing_one_le_option_reruns_only_le_runs(quick_run, tmp_path):
     params = yaml.safe_load((quick_run / "params.yaml").read_text())
     params["method_options"]["le"]["warmup"] = 0
