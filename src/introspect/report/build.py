@@ -12,9 +12,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import beyond
-from . import claims as claims_mod
-from . import figures, fmt, tables
+from . import beyond, figures, fmt, render, tables
+from .claims import evaluate_all
+from .claims_read import read_claims
+from .evidence import MIN_SEEDS, real_data
+from .judge import DECIDED, INCONCLUSIVE, REDUCED, REHEARSAL, claim_status, claim_verdict, counted
+from .rank_check import mean_over_seeds
 from .results import (METRICS, Results, Superseded, curves, load_explanations, other_protocol, run_rows,
                       superseded_runs)
 from ..config import read_yaml
@@ -86,24 +89,26 @@ def trained_explainer(run) -> str | None:
     return explainer
 
 
-def all_rehearsals(evaluated: list) -> bool:
-    """Whether no verdict of the report is decided (every claim that ran is a rehearsal)."""
-    return not any(claims_mod.claim_status(lines) == claims_mod.DECIDED for _, lines in evaluated)
+def rests_on(evaluated: list) -> set[str]:
+    """The statuses of the claims that ran: DECIDED, REDUCED (reduced data), REHEARSAL."""
+    return {claim_status(lines) for _, lines in evaluated} - {""}
 
 
 def what_it_can_decide(plan: Plan, evaluated: list) -> str:
-    """The report's second claim: which claims' lines this scale decides, which it only rehearses (a
-    stand-in dataset, fewer than MIN_SEEDS seeds, or not the paper's recipe), which it does not run."""
+    """The report's second claim: which claims' lines this scale decides, which rest on reduced data (a
+    real subset of the paper's dataset), which it only rehearses (a stand-in dataset, fewer than
+    MIN_SEEDS seeds, or not the paper's recipe), which it does not run."""
     stand_ins = sorted({(t.dataset, t.paper_dataset) for t in plan.tables if t.dataset != t.paper_dataset})
-    fake = [f"{d} for {p}" for d, p in stand_ins if not claims_mod.real_data(d, p)]
-    subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if claims_mod.real_data(d, p)]
-    decided, rehearsed, not_run = [], [], []
+    fake = [f"{d} for {p}" for d, p in stand_ins if not real_data(d, p)]
+    subsets = [f"{d} (real {p} images) for {p}" for d, p in stand_ins if real_data(d, p)]
+    buckets: dict[str, list[str]] = {DECIDED: [], REDUCED: [], REHEARSAL: []}
+    not_run = []
     for claim, lines in evaluated:
-        ran = claims_mod.counted(lines)
+        ran = counted(lines)
         if not ran:
             not_run.append(claim["id"])
             continue
-        for bucket, status in ((decided, claims_mod.DECIDED), (rehearsed, claims_mod.REHEARSAL)):
+        for status, bucket in buckets.items():
             where = [ln.where for ln in ran if ln.status == status]
             if where:
                 bucket.append(claim["id"] if len(where) == len(ran) else f"{claim['id']} ({', '.join(where)})")
@@ -113,19 +118,32 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
         notes.append(f"**A smoke test where a dataset stands in for the paper's** ({'; '.join(fake)}): those tables "
                      "show no difference to the paper, and their verdicts only exercise the pipeline.")
     if subsets:
-        notes.append(f"Real images of the paper's dataset, fewer of them ({'; '.join(subsets)}): no difference to "
-                     "the paper's numbers either (another training and test set), but verdicts on what these "
-                     "images show where the runs follow the paper's recipe.")
-    if len(plan.seeds) < claims_mod.MIN_SEEDS:
+        notes.append(f"**Reduced data**: real images of the paper's dataset, fewer of them ({'; '.join(subsets)}), "
+                     "with another test split: no difference to the paper's numbers (another training and test "
+                     "set), and verdicts on what these images show where the runs follow the paper's recipe, marked "
+                     "\"reduced data\", never decided.")
+    if len(plan.seeds) < MIN_SEEDS:
         notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than "
-                     f"{claims_mod.MIN_SEEDS}), no verdict is decided here: expect most to be inconclusive.")
+                     f"{MIN_SEEDS}), no verdict is decided here: expect most to be inconclusive.")
     seeds = f"{len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)}"
-    notes.append(f"**What this scale decides** ({seeds}; {epochs}): decided (real data, "
-                 f"≥ {claims_mod.MIN_SEEDS} seeds a side, the paper's recipe): {', '.join(decided) or 'none'}; "
-                 f"rehearsed only: {', '.join(rehearsed) or 'none'}"
+    notes.append(f"**What this scale decides** ({seeds}; {epochs}): decided (the paper's full dataset, "
+                 f"≥ {MIN_SEEDS} seeds a side, the paper's recipe): {', '.join(buckets[DECIDED]) or 'none'}; "
+                 f"on reduced data (a real subset, the same rules): {', '.join(buckets[REDUCED]) or 'none'}; "
+                 f"rehearsed only: {', '.join(buckets[REHEARSAL]) or 'none'}"
                  + (f"; not run at this scale: {', '.join(not_run)}." if not_run else ".")
                  + " Each verdict row says which, with its evidence.")
     return " ".join(notes)
+
+
+def title_line(evaluated: list, title: str) -> str:
+    """The report's first line: whether any verdict is decided, and if not, what they rest on."""
+    statuses = rests_on(evaluated)
+    if DECIDED in statuses:
+        return f"# Report: {title}\n"
+    if REDUCED in statuses:
+        return (f"# Report (reduced data: no verdict here is decided; the ones on a real subset of the paper's "
+                f"dataset are marked reduced data, the rest exercise the pipeline): {title}\n")
+    return f"# Report (a rehearsal: no verdict here is decided, every one exercises the pipeline): {title}\n"
 
 
 def superseded_markdown(kept: list[Superseded]) -> list[str]:
@@ -148,11 +166,8 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
     # A config whose tables are all on datasets of its own (docs/your-data.md) reports on them, not on the paper.
     title = TITLE if any(t.paper_dataset in PAPER_DATASETS for t in plan.tables) else \
         f"{', '.join(sorted({t.paper_dataset for t in plan.tables}))} (your own tables, not the paper's)"
-    first = (f"# Report (a rehearsal: no verdict here is decided, every one exercises the pipeline): {title}\n"
-             if all_rehearsals(evaluated) else f"# Report: {title}\n")
-    plans = [(c["id"], claims_mod.to_decide(ls)) for c, ls in evaluated
-             if claims_mod.claim_verdict(ls) == claims_mod.INCONCLUSIVE]
-    out = [first,
+    plans = [(c["id"], render.to_decide(ls)) for c, ls in evaluated if claim_verdict(ls) == INCONCLUSIVE]
+    out = [title_line(evaluated, title),
            completeness(plan, res, missing_explanations) + "\n",
            what_it_can_decide(plan, evaluated) + "\n",
            f"Scale **{plan.scale}**; seeds {', '.join(map(str, plan.seeds))}; significance level {plan.significance:g}.\n",
@@ -168,15 +183,14 @@ def index_markdown(plan: Plan, res: Results, evaluated, files: dict[str, list[st
             "## Claims\n", f"{link('claims.md')} ({link('claims.csv', 'CSV')})\n",
             fmt.markdown(["claim", "source", "verdict", f"under {other_protocol(plan.protocol)}", "lines",
                           "evidence"],
-                         [[c["id"], c.get("source", ""), claims_mod.claim_cell(ls),
-                           claims_mod.protocol_cell(claims_mod.claim_verdict(ls), under_other.get(c["id"], fmt.DASH),
-                                                    claims_mod.claim_status(ls)),
-                           claims_mod.lines_text(ls), claims_mod.evidence_text(ls)]
+                         [[c["id"], c.get("source", ""), render.claim_cell(ls),
+                           render.protocol_cell(claim_verdict(ls), under_other.get(c["id"], fmt.DASH), claim_status(ls)),
+                           render.lines_text(ls), render.evidence_text(ls)]
                           for c, ls in evaluated])]
     if plans:
         out.append("What would decide each inconclusive claim: per inconclusive comparison, the seeds per side for "
-                   "80 % power at the observed Δ and pooled std (and at the paper's), with the training they would "
-                   "add (see [claims.md](claims.md)):\n")
+                   "80 % power of its paired test at the observed Δ (and at the paper's Δ), both with our std of the "
+                   "per-seed differences, with the training they would add (see [claims.md](claims.md)):\n")
         out += [f"- **{cid}**: " + ("; ".join(items) if items else "no comparison is inconclusive on its own")
                 for cid, items in plans]
         out.append("")
@@ -240,23 +254,24 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
             if explanations[paper_dataset][run.seed] is None:
                 missing_explanations.append(str(path))
 
-    claim_list = claims_mod.read_claims(Path(reference) / "paper_claims.yaml")
+    claim_list = read_claims(Path(reference) / "paper_claims.yaml")
     if (Path(reference) / "method_claims.yaml").exists():  # the project's own questions (seed-paper methods)
-        claim_list += claims_mod.read_claims(Path(reference) / "method_claims.yaml")
+        claim_list += read_claims(Path(reference) / "method_claims.yaml")
     if config_path and Path(config_path).is_file() and "claims" in (read_yaml(Path(config_path)) or {}):
         # the experiment's own claims (params.yaml claims, e.g. on a user's data: docs/your-data.md)
-        claim_list += claims_mod.read_claims(Path(config_path))
+        claim_list += read_claims(Path(config_path))
     beyond_ids = set()
     if (Path(reference) / "beyond_claims.yaml").exists():  # calibration and explanation quality (beyond.md)
-        beyond_claims = claims_mod.read_claims(Path(reference) / "beyond_claims.yaml")
+        beyond_claims = read_claims(Path(reference) / "beyond_claims.yaml")
         claim_list += beyond_claims
         beyond_ids = {c["id"] for c in beyond_claims}
-    evaluated = claims_mod.evaluate_all(claim_list, plan, res, explanations, paper)
-    other = other_protocol(plan.protocol)  # the same claims from the other epoch protocol's test accuracy
-    under_other = {c["id"]: claims_mod.claim_verdict(lines) for c, lines in
-                   claims_mod.evaluate_all(claim_list, plan, Results(plan, results, other), explanations)}
-    text("claims.md", claims_mod.markdown(evaluated, plan, under_other, other))
-    write_csv(out / "claims.csv", claims_mod.CSV_COLUMNS, claims_mod.csv_rows(evaluated))
+    # every claim under both epoch protocols, in one pass over the same runs
+    by_protocol = evaluate_all(claim_list, plan, res, explanations, paper)
+    other = other_protocol(plan.protocol)
+    evaluated = by_protocol[plan.protocol]
+    under_other = {c["id"]: claim_verdict(lines) for c, lines in by_protocol[other]}
+    text("claims.md", render.markdown(evaluated, plan, under_other, other))
+    write_csv(out / "claims.csv", render.CSV_COLUMNS, render.csv_rows(evaluated))
     written.append(out / "claims.csv")
 
     written += beyond.write_page(plan, res, [(c, ls) for c, ls in evaluated if c["id"] in beyond_ids], out)
@@ -264,7 +279,7 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
     stems = []
     for paper_dataset, per_seed in explanations.items():
         run = plan.explanations[paper_dataset]
-        mean = claims_mod.mean_over_seeds(per_seed)
+        mean = mean_over_seeds(per_seed)
         seeds = mean["seeds"] if mean else sorted(per_seed)
         for name, draw, data, label in (
                 ("figure1", figures.figure1, per_seed.get(run.seed), f"seed {run.seed}"),
@@ -272,7 +287,7 @@ def make_report(plan: Plan, results: Path, reference: Path, out: Path, code_vers
             title = figures.explanation_title(
                 paper_dataset, run.dataset, f"{run.model} {run.variant} {label}",
                 plan.explainers.get(paper_dataset) or (data or {}).get("explainer"), trained_explainer(run),
-                claims_mod.real_data(run.dataset, paper_dataset))
+                real_data(run.dataset, paper_dataset))
             stem = f"figures/{name}_{paper_dataset}"
             if data is None:
                 written += figures.placeholder(out / stem, f"{title}: explanations missing")
