@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "introspect"
 LAYERS = [  # (layer, modules); a module may import its own layer and those before it
-    ("base", {"registry", "fileio", "checkpoint", "gpu", "data"}),
+    ("base", {"registry", "scales", "fileio", "checkpoint", "gpu", "data"}),
     ("models", {"models"}),
     ("explain", {"explain"}),
     ("methods", {"methods"}),

@@ -71,7 +71,7 @@ def mutate(path: str, value):
 DELETE = object()
 
 BAD = [
-    ("scale", "huge", "scale: expected one of quick, laptop, mnist, mnist_cut, paper, got 'huge'"),
+    ("scale", "huge", "scale: expected one of quick, laptop, mnist_full, mnist_cut, paper, got 'huge'"),
     ("significance", 2, "significance: expected a number in (0, 1), got 2"),
     ("seeds", [], "seeds: expected a non-empty list, got []"),
     ("seeds", "zero", "seeds: expected a list or {quick: ..., paper: ...}, got 'zero'"),

@@ -14,10 +14,10 @@ from introspect.scales import FALLBACK, SCALES, at_scale
 
 def test_fallback_chain():
     value = {"quick": 1, "laptop": 2, "paper": 9}
-    assert at_scale(value, "mnist") == 2 and at_scale(value, "mnist_cut") == 2  # via mnist, then laptop
+    assert at_scale(value, "mnist_full") == 2 and at_scale(value, "mnist_cut") == 2  # via mnist_full, then laptop
     assert at_scale({"quick": 1, "paper": 9}, "mnist_cut") == 1  # down to quick
-    assert at_scale({"quick": 1, "mnist": 3, "paper": 9}, "mnist_cut") == 3
-    assert at_scale({"quick": 1, "laptop": None, "paper": 9}, "mnist") is None  # ~ given at laptop is kept
+    assert at_scale({"quick": 1, "mnist_full": 3, "paper": 9}, "mnist_cut") == 3
+    assert at_scale({"quick": 1, "laptop": None, "paper": 9}, "mnist_full") is None  # ~ given at laptop is kept
     with pytest.raises(ConfigError, match=r"^x: no value for scale 'mnist_cut'; given: paper$"):
         at_scale({"paper": 9}, "mnist_cut", "x")
     for scale in SCALES:  # every chain ends at quick, with no loop
@@ -33,8 +33,8 @@ def test_full_mnist_scales_shipped():
     assert sorted(cut.runs) == [f"mnist/mlp1024/{v}/seed{s}" for v in ("ce", "le_grad") for s in (0, 1, 2)]
     assert {r.config["dataset"]["name"] for r in cut.runs.values()} == {"mnist"}
     assert cut.train_jobs == "seed" and cut.seeds == [0, 1, 2]
-    assert {t.name for t in cut.tables} == {"table3", "table6_mnist"}  # figure3_mnist: laptop and mnist only
-    full = pipeline.load(ROOT / "params.yaml", "mnist")
+    assert {t.name for t in cut.tables} == {"table3", "table6_mnist"}  # figure3_mnist: laptop and mnist_full only
+    full = pipeline.load(ROOT / "params.yaml", "mnist_full")
     assert full.seeds == [0, 1, 2, 3, 4] and full.train_jobs == "seed"
     assert len(full.runs) == len(pipeline.load(ROOT / "params.yaml", "laptop").runs) == 55
     assert {r.config["dataset"]["name"] for r in full.runs.values()} == {"mnist"}
@@ -67,3 +67,11 @@ def test_one_train_job_per_run_at_mnist_cut(tmp_path):
     assert "logs/train/mnist/mlp1024/le_grad/seed2.log" in text
     count, _ = jobs("scale=quick")
     assert count == 44
+
+
+def test_no_scale_is_named_like_a_dataset():
+    """A mapping whose keys are all scale names is a per-scale value: a scale named like a dataset would
+    read `explanations: {<that dataset>: ...}` as one."""
+    from introspect.data import DATASETS
+
+    assert not set(SCALES) & set(DATASETS.names())

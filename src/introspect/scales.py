@@ -1,22 +1,24 @@
 """The scales of an experiment and how a per-scale value is picked (torch-free: the CLI's choices).
 
 Any value of params.yaml may be given per scale, ``{quick: a, laptop: b, paper: c}``; ``scale``
-picks one. quick and paper are required, the others fall back along :data:`FALLBACK`.
+picks one. quick and paper are required, the others fall back along :data:`FALLBACK`. A scale's name
+is never a dataset's: a mapping whose keys are all scale names is read as a per-scale value, so a
+scale called ``mnist`` would swallow ``explanations: {mnist: ...}``.
 """
 from __future__ import annotations
 
 from .registry import ConfigError
 
-SCALES = ("quick", "laptop", "mnist", "mnist_cut", "paper")
+SCALES = ("quick", "laptop", "mnist_full", "mnist_cut", "paper")
 # A scale whose value a {quick: ..., paper: ...} mapping does not give takes this scale's value, and
-# so on down the chain: mnist_cut runs what it does not say otherwise as mnist does, mnist as laptop,
+# so on down the chain: mnist_cut runs what it does not say otherwise as mnist_full does, mnist_full as laptop,
 # laptop as quick.
-FALLBACK = {"laptop": "quick", "mnist": "laptop", "mnist_cut": "mnist"}
+FALLBACK = {"laptop": "quick", "mnist_full": "laptop", "mnist_cut": "mnist_full"}
 
 
 def at_scale(value, scale: str, key: str = ""):
     """Resolve every ``{quick: a, laptop: b, paper: c}`` mapping inside ``value`` to the one for
-    ``scale``; a mapping without ``scale`` gives its FALLBACK's value (mnist_cut: mnist's, else
+    ``scale``; a mapping without ``scale`` gives its FALLBACK's value (mnist_cut: mnist_full's, else
     laptop's, else quick's)."""
     if isinstance(value, dict):
         if value and set(value) <= set(SCALES):

@@ -188,7 +188,7 @@ def move_aside(out: Path, reason: str) -> Path:
     return dest
 
 
-def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: Path | None = None,
+def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path | None = None,
           restore: bool = True) -> dict:
     """Train the run ``cfg`` (resolved) into folder ``out``; return its final metrics.
 
@@ -196,8 +196,10 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     ``supersede`` (what the workflow asks for when a run's params change) moved aside first.
     A run with nothing to resume is restored, not trained, from a verified copy of its identity in
     ``out/superseded/`` or the run cache folder ``cache``; a run trained here is stored there
-    (:mod:`introspect.runcache`; ``restore=False``: neither).
+    (:mod:`introspect.runcache`; ``restore=False``: neither). ``log``: default the standard error of
+    the moment of the call (not of the import: a caller may have redirected it since).
     """
+    log = log or sys.stderr
     out = Path(out)
     metrics_path = out / "metrics.json"
     device = pick_device(cfg["device"])
@@ -227,7 +229,7 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
     history: list[dict] = []
 
     state, note = load_latest(out)
-    state = runcache.localized(state, out)  # a restored run's checkpoint names the folders of the clone that trained it
+    state = runcache.resumable(state, out, log, name)  # a half restore is taken back; a restored run's config is this clone's
     if note:
         print(f"[{name}] {note}", file=log, flush=True)
     if state is not None and not same_config(state["config"], cfg):
@@ -252,6 +254,8 @@ def train(cfg: dict, out: Path, log=sys.stderr, supersede: bool = False, cache: 
         if len(history) == cfg["epochs"] and metrics_path.exists():
             print(f"[{name}] already complete and current in {out}", file=log)
             save_json(cfg["provenance"], out / RECEIPT)  # the workflow deletes it before it reruns a job
+            if restore:  # a store killed midway is done now: the run is whole, the cache may lack it
+                runcache.store(cfg, out, cache, log, name, runcache.machine(device.type, bf16))
             return json.loads(metrics_path.read_text())
         print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
     elif cfg["init"]:
