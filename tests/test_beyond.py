@@ -31,7 +31,7 @@ PARAMS = {
                                    "le_gradcam": {"method": "le", "set": {"method.explainer": "gradcam"}}}}},
     "explanations": {"cifar10": {"model": "resnet8", "row": "le_gradcam", "seed": 0}},
 }
-ECE = {"ce": [0.10, 0.11, 0.12], "ls": [0.05, 0.06, 0.07], "cp": [0.08, 0.09, 0.10], "le_gradcam": [0.02, 0.03, 0.04]}
+ECE = {"ce": [0.10, 0.11, 0.13], "ls": [0.05, 0.06, 0.07], "cp": [0.08, 0.09, 0.10], "le_gradcam": [0.02, 0.03, 0.04]}
 STALE = "synthetic/resnet8/cp/seed2"  # its evaluation.json is of an older checkpoint: ignored
 
 
@@ -64,7 +64,9 @@ def write_run(root: Path, run: pipeline.Run, ece: float) -> None:
     count = [0.0] * 15
     count[13] = 10.0
     evaluation = {"checkpoint_sha256": "0" * 63 + "f" if run.id == STALE else digest, "nll": 10 * ece,
-                  "ece": ece, "brier": 0.2, "deletion_auc": 0.3, "insertion_auc": 0.6, "infidelity": 1e-4,
+                  "ece": ece, "brier": 0.2, "deletion_auc": 0.3, "insertion_auc": 0.6, "deletion_auc_random": 0.45,
+                  "insertion_auc_random": 0.4, "deletion_auc_relative": -2 * ece, "insertion_auc_relative": 0.2,
+                  "faithfulness_images": 60, "faithfulness_ties": 1, "faithfulness_blank": 3, "infidelity": 1e-4,
                   "teacher_agreement": None, "similarity": similarity_with_ranks(),
                   "classes": [str(k) for k in range(10)], "code_sha256": tool_digest("evaluate"),
                   **pair_scores(similarity_with_ranks(), [str(k) for k in range(10)]),
@@ -95,6 +97,9 @@ def test_results_parquet_has_the_evaluation_columns(report):
     assert rows["synthetic/resnet8/ce/seed1"]["ece"] == pytest.approx(0.11)
     assert rows["synthetic/resnet8/ce/seed1"]["pair_rank"] == pytest.approx(1.375)
     assert rows["synthetic/resnet8/ce/seed1"]["teacher_agreement"] is None
+    assert rows["synthetic/resnet8/ce/seed1"]["deletion_auc_random"] == pytest.approx(0.45)  # the random maps' score
+    assert rows["synthetic/resnet8/ce/seed1"]["deletion_auc_relative"] == pytest.approx(-0.22)  # real − random
+    assert rows["synthetic/resnet8/ce/seed1"]["faithfulness_blank"] == 3
     assert rows[STALE]["ece"] is None  # evaluated before the run was retrained: left out
     assert pq.read_schema(out / "results.parquet").field("ece").type == pa.float64()
 
@@ -103,23 +108,36 @@ def test_beyond_page_tables_figures_and_verdicts(report):
     plan, out = report
     page = (out / "beyond.md").read_text()
     assert "## Calibration" in page and "## Explanations" in page
-    ce_row = next(line for line in page.splitlines() if line.startswith("| ce |") and "0.110" in line)
-    assert "0.110 ± 0.010 (3)" in ce_row and "1.100 ± 0.100 (3)" in ce_row  # ECE and NLL, mean ± std (n)
+    ce_row = next(line for line in page.splitlines() if line.startswith("| ce |") and "0.113" in line)
+    assert "0.113 ± 0.015 (3)" in ce_row and "1.133 ± 0.153 (3)" in ce_row  # ECE and NLL, mean ± std (n)
     cp_row = next(line for line in page.splitlines() if line.startswith("| cp |") and "0.085" in line)
     assert "0.085 ± 0.007 (2 of 3)" in cp_row
     assert "1 of 12 current runs have no current evaluation" in page
-    explained = next(line for line in page.splitlines() if line.startswith("| ce |") and "0.300 ±" in line)
-    assert "| — |" in explained  # agreement with a teacher: ce has none
+    # the explanation table shows deletion and insertion against random maps, the detail table the areas
+    explained = next(line for line in page.splitlines() if line.startswith("| ce |") and "-0.227 ± 0.031 (3)" in line)
+    assert "| — |" in explained and "| 0.200 ± 0.000 (3) |" in explained  # agreement with a teacher: ce has none
+    assert "resnet8 deletion − random ↓ | resnet8 insertion − random ↑ |" in page
+    detail = page.split("## Deletion and insertion in detail")[1]
+    ce_detail = next(line for line in detail.splitlines() if line.startswith("| ce |"))
+    assert ce_detail == ("| ce | 0.300 ± 0.000 (3) | 0.450 ± 0.000 (3) | 0.600 ± 0.000 (3) | 0.400 ± 0.000 (3) "
+                         "| 3 ties, 9 blank class of 192 (3) |")
+    assert "| 2 ties, 6 blank class of 128 (2 of 3) |" in next(line for line in detail.splitlines() if line.startswith("| cp |"))
+    # B4 decides on deletion − random: LE's −0.06 is not below CE's −0.227
+    b4 = next(line for line in page.splitlines() if line.startswith("| B4 | deletion_auc_relative |"))
+    assert "by this score" in b4 and "not supported" in b4
+    assert "| -0.0600 | -0.2267 |" in next(line for line in page.splitlines() if line.startswith("| B4 | cifar10 |"))
     for stem in reliability_stems(plan):
         assert f"]({stem}.png)" in page and (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
-    # B1: LE's ECE (0.03) below CE's (0.11), three seeds each: supported; B7 names e2kd, not in this config
+    # B1: LE's ECE (0.03) below CE's (0.113), three seeds each: supported; B7 names e2kd, not in this config
     # synthetic stands in for CIFAR10 at 3 epochs: a rehearsal, said in the row with its evidence
     b1 = next(line for line in page.splitlines() if line.startswith("| B1 | ece |"))
     assert "| supported (rehearsal) | cifar10/resnet8 rehearsal; not run: cifar10/resnet14, mnist/mlp1024 |" in b1
-    assert "synthetic stands in for cifar10; 3 seeds a side; not the paper's recipe: epochs 3 (paper 160)" in b1
+    assert "synthetic stands in for cifar10" in b1 and "; 3 seeds a side; not the paper's recipe: epochs 3 (paper 160)" in b1
     assert "| not run in this config |" in next(line for line in page.splitlines() if line.startswith("| B7 |"))
     detail = next(line for line in page.splitlines() if line.startswith("| B1 | cifar10 |"))
-    assert "| -0.0800 [-0.1027, -0.0573] | 3, 3 |" in detail  # a − b and its Welch 95 % interval
+    # a − b: the mean per-seed difference and its paired 90 % interval (the level of a one-sided test at
+    # 0.05): t(0.95, 2 df) = 2.920 times the differences' std 0.00577 over √3
+    assert "| -0.0833 [-0.0931, -0.0736] | 3, 3 |" in detail and "| a − b [90 % CI] |" in page
     claims = (out / "claims.md").read_text()
     assert "## B1 (calibration): supported (rehearsal)" in claims and "Metric: `ece` per seed." in claims
     index = (out / "index.md").read_text()

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from introspect.cli import main
-from introspect.evaluate import (N_BINS, agreement, brier_score, calibration, deletion_insertion, infidelity,
-                                 reliability)
+from introspect.evaluate import (N_BINS, TIE, agreement, blank_class, brier_score, calibration, evaluate_run,
+                                 faithfulness, infidelity, left_out, margin_curves, margin_of, random_maps_seed,
+                                 reliability, standard_explainer, to_image)
 from introspect.models.layers import Net
 from introspect.provenance import tool_digest
 
@@ -60,20 +61,71 @@ class SumLogit(nn.Module):
         return torch.stack([total, torch.zeros_like(total)], 1)
 
 
-def test_deletion_and_insertion_areas_by_hand():
-    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # one image, one channel, 2x2
-    # saliency = the pixel itself: removed / added in the order 4, 3, 2, 1, a quarter of the pixels per step.
-    # The logits are [s, 0]: class 0's margin is s, 10 on the clean image, so each point is s / 10
-    deleted = [s / 10 for s in (10, 6, 3, 1, 0)]
-    inserted = [s / 10 for s in (0, 4, 7, 9, 10)]
-    trapezoid = lambda ys: sum((a + b) / 2 * 0.25 for a, b in zip(ys, ys[1:]))  # noqa: E731
-    deletion, insertion = deletion_insertion(SumLogit(), x, x[:, 0], torch.tensor([0]), steps=4, baseline=0.0)
-    assert deletion.item() == pytest.approx(trapezoid(deleted), rel=1e-6)  # 0.3
-    assert insertion.item() == pytest.approx(trapezoid(inserted), rel=1e-6)  # 0.6
-    # a baseline of -3 turns the margin negative (class 1 leads): sums 10, 3, -3, -8, -12, the last
-    # relative margin -1.2 clipped to -1
-    deletion, _ = deletion_insertion(SumLogit(), x, x[:, 0], torch.tensor([0]), steps=4, baseline=-3.0)
-    assert deletion.item() == pytest.approx(trapezoid([1.0, 0.3, -0.3, -0.8, -1.0]), rel=1e-6)
+def trapezoid(ys, dx):
+    return sum((a + b) / 2 * dx for a, b in zip(ys, ys[1:]))
+
+
+def test_deletion_and_insertion_scores_by_hand():
+    # two images, one channel, 2x2; the second is twice the first. Class 0's margin is the sum of the
+    # pixels: 10 and 20 on the clean images, so the scale M (their median) is 15
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    x = torch.cat([x, 2 * x])
+    classes = torch.tensor([0, 0])
+    # the real map is the pixel itself: removed / added in the order 4, 3, 2, 1, a quarter per step;
+    # the "random" map here is its reverse, 1, 2, 3, 4
+    real = margin_curves(SumLogit(), x, x[:, 0], classes, steps=4)
+    backwards = margin_curves(SumLogit(), x, -x[:, 0], classes, steps=4)
+    assert real[:, 0].tolist() == [[10, 6, 3, 1, 0], [0, 4, 7, 9, 10]]  # deletion, insertion of image 1
+    assert backwards[:, 0].tolist() == [[10, 9, 7, 4, 0], [0, 1, 3, 6, 10]]
+    scores = faithfulness({"real": real, "random": backwards}, torch.tensor([10.0, 20.0]), torch.tensor([True, True]), 4)
+    area = lambda ys, k: trapezoid([k * y / 15 for y in ys], 0.25)  # noqa: E731  image k (1 or 2) in units of M
+    assert scores["faithfulness_scale"] == 15.0 and scores["faithfulness_images"] == 2
+    assert scores["deletion_auc"] == pytest.approx((area([10, 6, 3, 1, 0], 1) + area([10, 6, 3, 1, 0], 2)) / 2)  # (3.75 + 7.5) / 15 / 2
+    assert scores["insertion_auc_random"] == pytest.approx((area([0, 1, 3, 6, 10], 1) + area([0, 1, 3, 6, 10], 2)) / 2)
+    # per image real − random: deletion (3.75 − 6.25) / 15 and twice that; its mean and Student-t interval (1 df)
+    diffs = [(3.75 - 6.25) / 15, 2 * (3.75 - 6.25) / 15]
+    mean, half = sum(diffs) / 2, 12.706204736174698 * abs(diffs[1] - diffs[0]) / math.sqrt(2) / math.sqrt(2)
+    assert scores["deletion_auc_relative"] == pytest.approx(mean)  # -0.25
+    assert scores["deletion_auc_relative_ci"] == pytest.approx([mean - half, mean + half])
+    assert scores["insertion_auc_relative"] == pytest.approx(-mean)  # the mirror image: +0.25
+    # nothing is clipped: a baseline of -3 turns the margin negative (class 1 leads): 10, 3, -3, -8, -12
+    low = margin_curves(SumLogit(), x[:1], x[:1, 0], classes[:1], steps=4, baseline=-3.0)
+    scores = faithfulness({"real": low, "random": low}, torch.tensor([10.0]), torch.tensor([True]), 4)
+    assert scores["deletion_auc"] == pytest.approx(trapezoid([1.0, 0.3, -0.3, -0.8, -1.2], 0.25))
+    assert scores["deletion_auc_relative"] == 0.0 and scores["deletion_auc_relative_ci"] is None  # one image
+
+
+class Offset(nn.Module):
+    """logits = [sum of the pixels, 1, 0]: the all-0 image is class 1's."""
+
+    def forward(self, x):
+        total = x.flatten(1).sum(1)
+        return torch.stack([total, torch.ones_like(total), torch.zeros_like(total)], 1)
+
+
+def test_ties_and_blank_class_images_are_left_out_and_counted():
+    # sums 5 (class 0, scored), 1 (an exact tie with class 1), 1 + 2^-22 (a near tie: 4 float32 rounding
+    # units of the largest logit), 1 + 2^-18 (not a tie) and -3 (class 1: the blank image's class)
+    sums = torch.tensor([5.0, 1.0, 1.0 + 2.0 ** -22, 1.0 + 2.0 ** -18, -3.0])
+    x = torch.zeros(5, 1, 2, 2)
+    x[:, 0, 0, 0] = sums
+    model = Offset()
+    assert blank_class(model, x) == 1
+    logits = model(x)
+    classes = logits.argmax(1)
+    ties, blank = left_out(logits, classes, blank_class(model, x))
+    assert ties.tolist() == [False, True, True, False, False] and blank.tolist() == [False, False, False, False, True]
+    assert margin_of(logits, classes)[2].item() == 2.0 ** -22 <= TIE * logits[2].max().item()
+    # the rule is relative to the logits' size: a temperature changes no decision
+    assert [m.tolist() for m in left_out(logits / 8, classes, 1)] == [ties.tolist(), blank.tolist()]
+    assert blank_class(SumLogit(), x) is None  # the blank image's logits [0, 0] are a tie: no class is left out
+
+
+def test_no_image_scored_gives_no_score():
+    curves = torch.zeros(2, 3, 5)
+    scores = faithfulness({"real": curves, "random": curves}, torch.ones(3), torch.zeros(3, dtype=torch.bool), 4)
+    assert scores["faithfulness_images"] == 0 and scores["deletion_auc"] is None
+    assert scores["insertion_auc_relative"] is None and scores["insertion_auc_relative_ci"] is None
 
 
 class Tempered(nn.Module):
@@ -101,21 +153,87 @@ def probability_areas(model, x, saliency, classes, steps):
     return torch.trapezoid(torch.stack(curves, -1), dx=1.0 / steps, dim=-1)
 
 
+def scores_of(model, x, maps: dict, steps: int) -> dict:
+    """faithfulness() of ``maps`` (name -> saliency [b, H, W]) of ``model``'s predicted classes, with
+    the evaluation's exclusions."""
+    logits = model(x).detach()
+    classes = logits.argmax(1)
+    ties, blank = left_out(logits, classes, blank_class(model, x))
+    curves = {name: margin_curves(model, x, saliency, classes, steps) for name, saliency in maps.items()}
+    return faithfulness(curves, margin_of(logits.double(), classes), ~(ties | blank), steps)
+
+
 def test_a_model_and_its_temperature_scaled_twin_get_the_same_faithfulness():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     x = torch.randn(16, 1, 8, 8)
     classes = model(x).argmax(1)
-    saliency = torch.rand(16, 8, 8)
-    deletion, insertion = deletion_insertion(model, x, saliency, classes, steps=8)
-    old = probability_areas(model, x, saliency, classes, steps=8)
+    maps = {"real": torch.rand(16, 8, 8), "random": torch.rand(16, 8, 8)}
+    scores = scores_of(model, x, maps, steps=8)
+    old = probability_areas(model, x, maps["real"], classes, steps=8)
     for temperature in (0.5, 2.0, 4.0):
         twin = Tempered(model, temperature)
         assert torch.equal(twin(x).argmax(1), classes)
-        d, i = deletion_insertion(twin, x, saliency, classes, steps=8)
-        assert torch.allclose(d, deletion, atol=1e-6) and torch.allclose(i, insertion, atol=1e-6)
-        # the test can fail: the probability curves of the old definition change with the temperature
-        assert (probability_areas(twin, x, saliency, classes, steps=8) - old).abs().mean() > 0.01
+        twin_scores = scores_of(twin, x, maps, steps=8)
+        assert twin_scores["faithfulness_scale"] == pytest.approx(scores["faithfulness_scale"] / temperature)
+        for key in ("deletion_auc", "insertion_auc", "deletion_auc_random", "deletion_auc_relative", "insertion_auc_relative"):
+            assert twin_scores[key] == pytest.approx(scores[key], abs=1e-6), key
+        # the test can fail: the probability curves of RISE's definition change with the temperature
+        assert (probability_areas(twin, x, maps["real"], classes, steps=8) - old).abs().mean() > 0.01
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    """CE on the real 8x8 digits, 3 epochs (about 3 s each on a CPU; test accuracy ~95 %): a CNN
+    explained by Grad-CAM and the MLP explained by Grad."""
+    from introspect.config import resolve
+    from introspect.data import prepare
+    from introspect.train import train
+
+    root = tmp_path_factory.mktemp("digits")
+    prepare("digits", root / "digits.pt", raw=root / "raw")
+    runs = {}
+    for model in ("cnn6", "mlp1024"):
+        runs[model] = root / model
+        train(resolve({"dataset": {"name": "digits", "path": str(root / "digits.pt")}, "model": model,
+                       "method": "ce", "epochs": 3, "device": "cpu"}), runs[model])
+    return runs
+
+
+@pytest.mark.parametrize("model_name", ["cnn6", "mlp1024"])
+def test_on_a_trained_model_real_maps_beat_random_ones_which_beat_inverted_ones(digits_runs, model_name, tmp_path):
+    from introspect.analysis import load_run
+    from introspect.data import load_prepared, loader
+    from introspect.explain import build_explainer
+
+    result = evaluate_run(digits_runs[model_name], tmp_path / "evaluation.json", images=128, device="cpu", steps=8,
+                          perturbations=1)
+    # the evaluation's own relative scores: real maps beat its seeded random ones on both curves
+    assert result["deletion_auc_relative_ci"][1] < 0 < result["insertion_auc_relative_ci"][0]
+    assert result["faithfulness_images"] + result["faithfulness_ties"] + result["faithfulness_blank"] == 128
+    assert result["faithfulness_blank"] > 0 and result["random_maps_seed"] == random_maps_seed(0)
+    assert evaluate_run(digits_runs[model_name], tmp_path / "again.json", images=128, device="cpu", steps=8,
+                        perturbations=1)["deletion_auc_relative"] == result["deletion_auc_relative"]  # seeded
+
+    # the same images with other random maps and with the real maps ranked backwards
+    cfg, model = load_run(digits_runs[model_name], torch.device("cpu"))
+    data = load_prepared(cfg["dataset"]["path"])
+    subset = {**data, "tensors": {"x_test": data["tensors"]["x_test"][:128], "y_test": data["tensors"]["y_test"][:128]}}
+    x, _ = next(loader(subset, "test", 128, "cpu").batches())
+    x.requires_grad_(True)
+    logits, _, conv = model.forward_features(x)
+    maps = build_explainer(standard_explainer(model), model).maps(model, x, logits, conv).detach()
+    own = maps[torch.arange(len(x)), logits.argmax(1)]
+    real = to_image(own, x.shape[-2:])
+    draws = [torch.rand(own.shape, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2)]
+    scores = scores_of(model, x.detach(), {"real": real, "random": to_image(draws[0], x.shape[-2:]),
+                                           "other_random": to_image(draws[1], x.shape[-2:]), "inverted": -real}, steps=8)
+    assert scores["deletion_auc_relative_ci"][1] < 0 < scores["insertion_auc_relative_ci"][0]
+    assert scores["deletion_auc_inverted_relative_ci"][0] > 0 > scores["insertion_auc_inverted_relative_ci"][1]
+    for score in ("deletion", "insertion"):  # random against random: about 0, a fifth of the real maps' gap at most
+        low, high = scores[f"{score}_auc_other_random_relative_ci"]
+        assert low < 0 < high, (score, low, high)
+        assert abs(scores[f"{score}_auc_other_random_relative"]) < 0.2 * abs(scores[f"{score}_auc_relative"])
 
 
 def test_infidelity_of_the_exact_gradient_of_a_linear_model_is_zero():
@@ -159,7 +277,10 @@ def test_teacher_agreement_cosine_by_hand():
 
 
 KEYS = {"run", "checkpoint_sha256", "test_images", "nll", "ece", "brier", "reliability", "deletion_auc",
-        "insertion_auc", "infidelity", "teacher_agreement", "similarity", "images", "explainer", "classes", "steps",
+        "insertion_auc", "deletion_auc_random", "insertion_auc_random", "deletion_auc_relative", "insertion_auc_relative",
+        "deletion_auc_relative_ci", "insertion_auc_relative_ci", "faithfulness_images", "faithfulness_ties",
+        "faithfulness_blank", "faithfulness_scale", "blank_class", "random_maps_seed",
+        "infidelity", "teacher_agreement", "similarity", "images", "explainer", "classes", "steps",
         "baseline", "infidelity_noise_std", "infidelity_perturbations", "teacher", "teacher_checkpoint_sha256",
         "code_sha256", "pair_rank", "pairs_close"}
 
@@ -185,7 +306,8 @@ def test_introspect_evaluate_writes_every_key(teacher_run, kd_student, tmp_path,
     assert len(teacher["similarity"]) == len(teacher["classes"]) == 10
     assert sum(teacher["reliability"]["count"]) == teacher["test_images"]
     assert 0 <= teacher["ece"] <= 1 and 0 <= teacher["brier"] <= 2 and teacher["nll"] > 0
-    assert -1 <= teacher["deletion_auc"] <= 1 and -1 <= teacher["insertion_auc"] <= 1
+    assert teacher["faithfulness_images"] + teacher["faithfulness_ties"] + teacher["faithfulness_blank"] == 40
+    assert all(math.isfinite(teacher[k]) for k in ("deletion_auc", "insertion_auc_random", "insertion_auc_relative"))
     assert teacher["code_sha256"] == tool_digest("evaluate")
 
     # a student of another architecture (cnn6 from resnet8): agreement with its teacher, written in its run folder

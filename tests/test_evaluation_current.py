@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 
 from test_current import BIN, ROOT, edit_code, run
@@ -56,6 +57,11 @@ def test_an_edit_of_the_evaluation_code_reruns_the_evaluate_job_and_the_report_i
     run("snakemake --cores 2", work, env)
     assert "have no current evaluation" not in (work / "reports" / "beyond.md").read_text()
     assert planned(run("snakemake --cores 2 -n", work, env).stdout) == set()
+    # results.parquet has the faithfulness of each run's maps against random maps, and the images left out
+    rows = pq.read_table(work / "reports" / "results.parquet").to_pylist()
+    assert len(rows) == 2 and all(r["deletion_auc_random"] is not None and r["insertion_auc_relative"] is not None
+                                  and r["faithfulness_images"] + r["faithfulness_ties"] + r["faithfulness_blank"] == 64
+                                  for r in rows), rows
 
     # a comment changes nothing; an edit of what runs in introspect evaluate plans the evaluate job, no train job
     evaluate = tmp_path / "src" / "introspect" / "evaluate.py"

@@ -2,6 +2,7 @@
 workflow/): prepare, models, train (LE past its warm-up), explain, evaluate, report, plan. `bench`
 alone is not run here (it times the paper scale's models; tests/test_cli.py runs it small)."""
 import json
+import math
 import shlex
 import subprocess
 from pathlib import Path
@@ -46,7 +47,9 @@ def test_the_readme_library_example_trains_le_beyond_its_warmup_explains_and_eva
     assert (tmp_path / "results" / "demo" / "explanations.pt").is_file()
     evaluation = json.loads((tmp_path / "results" / "demo" / "evaluation.json").read_text())
     assert evaluation["explainer"] == "gradcam" and evaluation["test_images"] == 360  # ResNet8 on digits' test split
-    assert 0 <= evaluation["ece"] <= 1 and evaluation["nll"] > 0 and -1 <= evaluation["deletion_auc"] <= 1
+    assert 0 <= evaluation["ece"] <= 1 and evaluation["nll"] > 0 and math.isfinite(evaluation["deletion_auc_relative"])
+    counted = evaluation["faithfulness_images"] + evaluation["faithfulness_ties"] + evaluation["faithfulness_blank"]
+    assert counted == evaluation["images"]  # every scored image is scored, a tie or of the blank class
     # the report of the shipped plan: the demo run is none of its runs, so every planned run is missing
     report = run(commands["report"], tmp_path)
     assert "missing" in report.stderr and (tmp_path / "reports" / "index.md").is_file()

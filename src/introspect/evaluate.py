@@ -11,9 +11,12 @@
   paper) so every method of a table is measured with the same one:
 
   - faithfulness of the map of the predicted class: the areas under the deletion and insertion curves
-    (Petsiuk et al. 2018, RISE, Sec. 4.1), read on the predicted class's logit margin relative to the
-    clean image's, so that they measure the map and not the model's confidence (:func:`deletion_insertion`),
-    and Captum's infidelity
+    (Petsiuk et al. 2018, RISE, Sec. 4.1), read on the predicted class's logit margin in units of the
+    model's median clean margin, so that they measure the map and not the model's confidence, each
+    also against random maps on the same images and model (real − random per image, with its
+    interval over images), ties and images of the blank image's class left out and counted
+    (:func:`faithfulness`; the random maps are drawn from a seed derived from the run's seed,
+    :func:`random_maps_seed`, so an evaluation is deterministic), and Captum's infidelity
     (Yeh et al. 2019; ``captum.metrics.infidelity``, Gaussian perturbations, optimally rescaled
     attributions);
   - for a student (``method.teacher``): the cosine between its Grad-CAM and its teacher's for the
@@ -24,13 +27,14 @@
 
 ``checkpoint_sha256`` records which checkpoint was evaluated and ``code_sha256`` the code that evaluated
 it (:func:`introspect.provenance.tool_digest`: this module, every module of the package it imports,
-and the versions of torch, captum and torchmetrics): the report ignores an evaluation.json whose run
+and the versions of torch, captum, torchmetrics and scipy): the report ignores an evaluation.json whose run
 was retrained since or whose code changed, and the workflow's evaluate job has the digest as a param,
 so it runs again.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 
 import torch
@@ -50,6 +54,10 @@ STEPS = 16  # deletion / insertion curves: 0, 1/16, ..., 1 of the pixels removed
 NOISE_STD = 0.1  # infidelity's Gaussian perturbations, in normalized input units
 PERTURBATIONS = 10  # infidelity: perturbations per image
 BASELINE = "0 in normalized units (each channel's dataset mean)"  # what a removed pixel becomes
+# A clean margin at most this fraction of the image's largest |logit| is a tie: 8 float32 rounding
+# units (2^-23 each), the size at which the order of the floating-point operations can flip the top-1
+TIE = 2.0 ** -20
+CI_LEVEL = 0.95  # the per-run interval over images of the relative deletion / insertion scores
 BATCH = 256
 # The smoke-test scale explains fewer images with fewer curve points and perturbations (the same for
 # every run of a scale; each evaluation.json records them). The workflow and `introspect plan` read these.
@@ -125,44 +133,121 @@ def margin_of(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return own - logits.scatter(1, classes[:, None], float("-inf")).max(1).values
 
 
-def deletion_insertion(model, x: torch.Tensor, saliency: torch.Tensor, classes: torch.Tensor,
-                       steps: int = STEPS, baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Areas under the deletion and insertion curves [b] (Petsiuk et al. 2018, RISE, Sec. 4.1), read on
-    the relative logit margin so that they do not measure confidence.
+def margin_curves(model, x: torch.Tensor, saliency: torch.Tensor, classes: torch.Tensor, steps: int = STEPS,
+                  baseline: float = 0.0) -> torch.Tensor:
+    """The deletion and insertion curves of Petsiuk et al. 2018 (RISE, Sec. 4.1), read on the logit
+    margin: [2, b, steps + 1] float64, row 0 deletion, row 1 insertion, each m(x_f) = z_c(x_f) −
+    max_{k≠c} z_k(x_f) of ``classes`` c (:func:`margin_of`) at f = 0, 1/steps, ..., 1.
 
     Pixels (every channel of a position together) are ranked by ``saliency`` [b, H, W], highest first
     (ties in index order). Deletion sets the top fraction f of them to ``baseline``; insertion starts
-    from an all-``baseline`` image and puts back the top fraction f. With m(x) = z_c(x) − max_{k≠c} z_k(x)
-    the logit margin of the predicted class c (:func:`margin_of`; m(x) > 0 on the clean image x), each
-    curve is
-
-        g(f) = clip(m(x_f) / m(x), −1, 1)
-
-    at f = 0, 1/steps, ..., 1: 1 is the clean image's lead of c over the runner-up, 0 a tie, −1 another
-    class leading by as much; its area (trapezoidal rule over f in [0, 1], within [−1, 1]) is the
-    score: a faithful map gives a low deletion and a high insertion area. Dividing the logits by a
-    temperature T > 0 divides every margin by T, so g, and both areas, do not change: a model and
-    its temperature-scaled twin (the same predictions and the same ranking) score the same, which
-    the softmax probability of c that RISE reads does not (a less confident model would look more
-    faithful by deletion). The clip bounds an image whose clean margin is tiny (a near tie) to the
-    same weight as any other. An image whose clean margin is 0 (an exact tie) counts as 0.
-    """
+    from an all-``baseline`` image and puts back the top fraction f. Both curves go from the clean
+    image to the all-baseline one (deletion at f = 0 and insertion at f = 1 are the clean image):
+    only the order, the map's, differs between maps. :func:`faithfulness` turns them into scores."""
     b, _, h, w = x.shape
     order = saliency.flatten(1).argsort(dim=1, descending=True, stable=True)
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w, device=x.device).expand(b, -1))
     curves = []
     with torch.no_grad():
-        clean = margin_of(model(x).double(), classes)
         for step in range(steps + 1):
             top = (rank < round(step * h * w / steps)).view(b, 1, h, w)
             deleted = torch.where(top, torch.full_like(x, baseline), x)
             inserted = torch.where(top, x, torch.full_like(x, baseline))
-            margins = margin_of(model(torch.cat([deleted, inserted])).double(), classes.repeat(2)).view(2, b)
-            relative = torch.where(clean > 0, margins / clean.clamp_min(torch.finfo(clean.dtype).tiny), 0.0)
-            curves.append(relative.clamp(-1.0, 1.0))
-    curve = torch.stack(curves, -1)  # [2, b, steps + 1]
-    area = torch.trapezoid(curve, dx=1.0 / steps, dim=-1).float()
-    return area[0], area[1]
+            curves.append(margin_of(model(torch.cat([deleted, inserted])).double(), classes.repeat(2)).view(2, b))
+    return torch.stack(curves, -1)
+
+
+def is_tie(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """[b] True where the margin of ``classes`` is at most :data:`TIE` times the largest |logit|: within
+    a few float32 rounding units of 0, where which class leads is an accident of the order of the
+    floating-point operations. Relative to the logits' size, so a temperature does not change it."""
+    return margin_of(logits, classes) <= TIE * logits.abs().max(1).values
+
+
+def blank_class(model, x: torch.Tensor, baseline: float = 0.0) -> int | None:
+    """The top-1 class of the all-``baseline`` image shaped like ``x``'s images, None where it is a tie."""
+    with torch.no_grad():
+        logits = model(torch.full_like(x[:1], baseline)).double()
+    top = logits.argmax(1)
+    return None if bool(is_tie(logits, top)[0]) else int(top[0])
+
+
+def left_out(logits: torch.Tensor, classes: torch.Tensor, blank: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """([b] ties, [b] blank-class images) that :func:`faithfulness` leaves out: an exact or near tie
+    (:func:`is_tie`: the "predicted class" is arbitrary), or, among the rest, an image predicted as the
+    class the all-baseline image is predicted as (:func:`blank_class`): its insertion curve starts with
+    that class already leading and its deletion curve ends there, whatever the map."""
+    ties = is_tie(logits.double(), classes)
+    blank_images = (classes == blank) & ~ties if blank is not None else torch.zeros_like(ties)
+    return ties, blank_images
+
+
+def mean_interval(values: torch.Tensor, level: float = CI_LEVEL) -> tuple[float, list[float] | None]:
+    """The mean of ``values`` and its two-sided Student-t interval at ``level`` (None under 2 values)."""
+    from scipy.stats import t
+
+    n, mean = len(values), float(values.mean())
+    if n < 2:
+        return mean, None
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * float(values.std(unbiased=True)) / n ** 0.5
+    return mean, [mean - half, mean + half]
+
+
+def faithfulness(curves: dict[str, torch.Tensor], clean: torch.Tensor, scored: torch.Tensor, steps: int) -> dict:
+    """Deletion and insertion scores of the maps behind ``curves`` (name -> :func:`margin_curves` of
+    the same n images, "real" the explainer's maps, "random" random maps), over the ``scored`` [n]
+    images; ``clean`` [n] is their clean margins m(x).
+
+    Each curve is read in units of the model's typical clean margin, M = the median of m(x) over the
+    scored images: g(f) = m(x_f) / M, and its area (trapezoidal rule over f in [0, 1]) is the score:
+    a faithful map gives a low deletion and a high insertion area. Dividing the logits by a
+    temperature T > 0 divides every margin and M by T, so the scores do not change (a less confident
+    model does not look more faithful, as it does on RISE's softmax probability). M is one number
+    per model, not the image's own m(x): the ratio m(x_f) / m(x) of an earlier version explodes as
+    m(x) nears 0 and had to be clipped to [−1, 1], which hid size (a margin falling to −4 times
+    the clean one scored as one falling to −20 times it; on some models nearly half the points sat
+    at the clip); here nothing is clipped and a near tie weighs no more than its own margin: g = 1
+    is the model's median lead of the top-1 class, g = −2 another class leading by twice that.
+
+    The real maps' areas still mix in the model's margins and its mix of classes (random maps score
+    differently per model), so each map is scored against random maps **on the same images and the
+    same model**: per image real − random, whose mean over the scored images, with its 95 % Student-t
+    interval over images (M is a common factor: it scales the mean and the interval alike), is the
+    relative score: below 0 on deletion and above 0 on insertion when the map is more faithful than
+    chance; random maps score about 0, a map ranked backwards the other way.
+
+    Returns ``deletion_auc``, ``insertion_auc`` (the real maps), ``{score}_auc_{name}`` for the other
+    names, ``{score}_auc[_{name}]_relative`` and ``..._relative_ci`` for every name but "random",
+    ``faithfulness_scale`` (M, in logits) and ``faithfulness_images`` (how many were scored); every
+    score None when no image is."""
+    n = int(scored.sum())
+    out: dict = {"faithfulness_images": n, "faithfulness_scale": None}
+    names = [("" if name == "real" else f"_{name}", name) for name in curves]
+    for score in ("deletion", "insertion"):
+        for suffix, name in names:
+            out[f"{score}_auc{suffix}"] = None
+            if name != "random":
+                out[f"{score}_auc{suffix}_relative"] = out[f"{score}_auc{suffix}_relative_ci"] = None
+    if not n:
+        return out
+    scale = torch.quantile(clean[scored].double(), 0.5)
+    areas = {name: torch.trapezoid(c[:, scored] / scale, dx=1.0 / steps, dim=-1) for name, c in curves.items()}
+    out["faithfulness_scale"] = float(scale)
+    for row, score in enumerate(("deletion", "insertion")):
+        for suffix, name in names:
+            out[f"{score}_auc{suffix}"] = float(areas[name][row].mean())
+            if name != "random":
+                mean, ci = mean_interval(areas[name][row] - areas["random"][row])
+                out[f"{score}_auc{suffix}_relative"], out[f"{score}_auc{suffix}_relative_ci"] = mean, ci
+    return out
+
+
+def random_maps_seed(run_seed: int) -> int:
+    """The seed of a run's random maps, derived from the run's seed: the same draws for every run of
+    that seed (so CE and LE of one seed are scored against the same random maps wherever their
+    explainers' maps have one shape), through a hash, so that they are not the draws the run's
+    training started from (``torch.manual_seed(seed)``)."""
+    return int.from_bytes(hashlib.sha256(f"introspect random maps, seed {run_seed}".encode()).digest()[:7], "little")
 
 
 def infidelity(model, x: torch.Tensor, attributions: torch.Tensor, classes: torch.Tensor, seed: int = 0,
@@ -207,23 +292,37 @@ def input_shaped(saliency_map: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def explanation_quality(model, explainer: str, batches, teacher=None, steps: int = STEPS,
-                        perturbations: int = PERTURBATIONS) -> dict:
-    """Faithfulness (deletion, insertion, infidelity), class similarity and, with a ``teacher``,
-    agreement of ``model``'s explanations over ``batches`` of (x, y)."""
+                        perturbations: int = PERTURBATIONS, seed: int = 0) -> dict:
+    """Faithfulness (deletion and insertion against random maps drawn from ``random_maps_seed(seed)``,
+    :func:`faithfulness`; infidelity), class similarity and, with a ``teacher``, agreement of
+    ``model``'s explanations over ``batches`` of (x, y).
+
+    A random map has the shape of the explainer's own map (Grad-CAM's conv-resolution map, upsampled
+    alike; Grad's input-shaped one), uniform values drawn on the CPU, so the draws do not depend on
+    the device: it differs from the real map in its content only."""
     ex = build_explainer(explainer, model, key="--explainer")
-    sums = {"deletion_auc": 0.0, "insertion_auc": 0.0, "infidelity": 0.0, "teacher_agreement": 0.0}
-    similarity, n = None, 0
+    gen = torch.Generator().manual_seed(random_maps_seed(seed))
+    sums = {"infidelity": 0.0, "teacher_agreement": 0.0}
+    curves: dict[str, list[torch.Tensor]] = {"real": [], "random": []}
+    clean, ties, blank_images = [], [], []
+    similarity, blank, n = None, None, 0
     for x, _ in batches:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             logits, _, conv = model.forward_features(x)
             maps = ex.maps(model, x, logits, conv).detach()  # [b, c, *map]
-        x = x.detach()
-        classes = logits.detach().argmax(1)
+        x, logits = x.detach(), logits.detach()
+        classes = logits.argmax(1)
         own = maps[torch.arange(len(x), device=x.device), classes]  # the predicted class's map
-        deletion, insertion = deletion_insertion(model, x, to_image(own, x.shape[-2:]), classes, steps)
-        sums["deletion_auc"] += float(deletion.sum())
-        sums["insertion_auc"] += float(insertion.sum())
+        noise = torch.rand(own.shape, generator=gen).to(own.device)
+        for name, saliency in (("real", own), ("random", noise)):
+            curves[name].append(margin_curves(model, x, to_image(saliency, x.shape[-2:]), classes, steps))
+        if n == 0:
+            blank = blank_class(model, x)
+        tie, blank_image = left_out(logits, classes, blank)
+        clean.append(margin_of(logits.double(), classes))
+        ties.append(tie)
+        blank_images.append(blank_image)
         sums["infidelity"] += float(infidelity(model, x, input_shaped(own, x), classes, seed=n, samples=perturbations).sum())
         if teacher is not None:
             sums["teacher_agreement"] += float(agreement(model, teacher, x).sum())
@@ -233,6 +332,11 @@ def explanation_quality(model, explainer: str, batches, teacher=None, steps: int
     out = {k: v / n for k, v in sums.items()}
     if teacher is None:
         out["teacher_agreement"] = None
+    ties, blank_images = torch.cat(ties), torch.cat(blank_images)
+    out.update(faithfulness({k: torch.cat(v, 1) for k, v in curves.items()}, torch.cat(clean),
+                            ~(ties | blank_images), steps))
+    out.update({"faithfulness_ties": int(ties.sum()), "faithfulness_blank": int(blank_images.sum()),
+                "blank_class": blank, "random_maps_seed": random_maps_seed(seed)})
     out["similarity"] = (similarity / n).cpu().tolist()
     out["images"] = n
     return out
@@ -268,7 +372,7 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
         teacher = None  # Grad-CAM needs a conv feature map on both sides
     subset = {**data, "tensors": {"x_test": data["tensors"]["x_test"][:images], "y_test": data["tensors"]["y_test"][:images]}}
     quality = explanation_quality(model, explainer, loader(subset, "test", BATCH, dev).batches(), teacher, steps,
-                                  perturbations)
+                                  perturbations, seed=cfg["seed"])
     result.update(quality)
     result.update(pair_scores(quality["similarity"], data["classes"]))
     result.update({"code_sha256": tool_digest("evaluate"), "explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": steps,

@@ -108,7 +108,7 @@ def code_digest(method: str, model: str, dataset: str | None = None) -> str:
 
 # What a finished run's evaluation (introspect.evaluate) and explanations (introspect.analysis) are
 # computed with besides this package's code: their versions enter the digest of those files.
-TOOL_LIBRARIES = ("torch", "captum", "torchmetrics")
+TOOL_LIBRARIES = ("torch", "captum", "torchmetrics", "scipy")
 
 
 @functools.lru_cache(maxsize=None)

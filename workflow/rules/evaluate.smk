@@ -3,11 +3,12 @@
 # (introspect.evaluate; a student's also against its teacher's Grad-CAM). One process for all runs,
 # not one per table row: at the quick scale starting a process (importing torch, torchmetrics and
 # Captum: ~5 s of CPU) costs half of what a row trains, and evaluating after every row would add
-# ~100 % to the run's time; one process adds about 11 % (28 s of 4.4 min; docs/beyond-accuracy.md). At the
+# ~100 % to the run's time; one process added about 11 % (28 s of 4.4 min, 2026-11-26; its faithfulness
+# scores now also score random maps: about 1.5x that work; docs/beyond-accuracy.md). At the
 # paper's scale a run evaluates in seconds on the GPU, against hours of training. Any retrained run
 # rewrites its receipt, so every run is evaluated again; the report also ignores an
 # evaluation.json older than its run's checkpoint. The digest of the evaluation code (introspect
-# evaluate's modules and the versions of torch, captum and torchmetrics: provenance.tool_digest) is a
+# evaluate's modules and the versions of torch, captum, torchmetrics and scipy: provenance.tool_digest) is a
 # param: an edit of that code, or an upgrade, reruns the job, and the report ignores an
 # evaluation.json written by other code.
 

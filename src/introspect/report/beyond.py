@@ -2,10 +2,11 @@
 
 Everything comes from the runs' ``evaluation.json`` (:mod:`introspect.evaluate`), read through
 :class:`~introspect.report.results.Results` (only an evaluation of a run's present checkpoint
-counts). Per paper table, one calibration table (NLL, ECE, Brier) and one explanation table
-(deletion and insertion AUC, infidelity, agreement with the teacher, Figure 2's pair rank), each
-cell mean ± std over seeds (n), the sweep value chosen on the validation split as in the accuracy
-tables; reliability diagrams of CE, LS, CP and LE per model (bins pooled over seeds); and the
+counts). Per paper table, one calibration table (NLL, ECE, Brier), one explanation table
+(deletion and insertion against random maps, infidelity, agreement with the teacher, Figure 2's pair
+rank) and one of deletion and insertion in detail (real and random maps' areas, the images left
+out), each cell mean ± std over seeds (n), the sweep value chosen on the validation split as in the
+accuracy tables; reliability diagrams of CE, LS, CP and LE per model (bins pooled over seeds); and the
 verdicts of the project's beyond-accuracy questions (workflow/reference/beyond_claims.yaml),
 decided like every other claim (:mod:`introspect.report.claims`).
 """
@@ -19,7 +20,8 @@ import numpy as np
 from . import claims as claims_mod
 from . import fmt
 from .figures import save
-from .results import Results, Stat, read_evaluation
+from .render import ci_header
+from .results import FAITHFULNESS_COUNTS, Results, Stat, read_evaluation
 from .tables import dataset_note, row_label
 from ..fileio import atomic_write
 from ..pipeline import Plan, Row, Table
@@ -28,18 +30,25 @@ PAGE = "beyond.md"
 RELIABILITY_LABELS = ("ce", "ls", "cp")  # the soft-target regularizers' table rows, with CE and every LE row
 
 
+LEFT_OUT = "left_out"  # the column of the images deletion and insertion left out (left_out_cell)
+
+
 @dataclass(frozen=True)
 class Column:
-    key: str  # an EVALUATION_METRICS name
+    key: str  # an EVALUATION_METRICS name, or LEFT_OUT
     name: str
-    better: str  # "↓" lower is better, "↑" higher is better
+    better: str  # "↓" lower is better, "↑" higher is better, "" neither
     spec: str  # number format
 
 
 CALIBRATION = (Column("nll", "NLL", "↓", ".3f"), Column("ece", "ECE", "↓", ".3f"), Column("brier", "Brier", "↓", ".3f"))
-EXPLANATION = (Column("deletion_auc", "deletion AUC", "↓", ".3f"), Column("insertion_auc", "insertion AUC", "↑", ".3f"),
+EXPLANATION = (Column("deletion_auc_relative", "deletion − random", "↓", ".3f"),
+               Column("insertion_auc_relative", "insertion − random", "↑", ".3f"),
                Column("infidelity", "infidelity", "↓", ".2e"), Column("teacher_agreement", "agreement with teacher", "↑", ".3f"),
                Column("pair_rank", "pair rank", "↓", ".2f"), Column("pairs_close", "pairs close (%)", "↑", ".0f"))
+FAITHFULNESS = (Column("deletion_auc", "deletion", "↓", ".3f"), Column("deletion_auc_random", "deletion random", "", ".3f"),
+                Column("insertion_auc", "insertion", "↑", ".3f"), Column("insertion_auc_random", "insertion random", "", ".3f"),
+                Column(LEFT_OUT, "left out", "", ""))
 
 
 def cell(stat: Stat, spec: str) -> str:
@@ -50,14 +59,28 @@ def cell(stat: Stat, spec: str) -> str:
     return f"{format(stat.mean, spec)} ± {std} ({fmt.seeds(stat)})"
 
 
+def left_out_cell(results: Results, dataset: str, model: str, variant: str | None) -> str:
+    """The images deletion and insertion left out, summed over the evaluated seeds: ``t ties, b blank
+    class of N (n)``, N the images explained (scored + left out)."""
+    scored, ties, blank = (results.stat(dataset, model, variant, k) for k in FAITHFULNESS_COUNTS)
+    if not scored.n:
+        return cell(scored, "")
+    total = sum(scored.values) + sum(ties.values) + sum(blank.values)
+    return f"{sum(ties.values):.0f} ties, {sum(blank.values):.0f} blank class of {total:.0f} ({fmt.seeds(scored)})"
+
+
 def variant_cells(results: Results, dataset: str, model: str, variant: str | None, columns: tuple[Column, ...]) -> list[str]:
     """A variant's cell per column; — where its runs are evaluated but the metric does not apply (agreement
-    with a teacher of a run without one, pair ranks on classes without known pairs)."""
+    with a teacher of a run without one, pair ranks on classes without known pairs, deletion and
+    insertion where every image was left out)."""
     evaluated = results.stat(dataset, model, variant, "ece").n
     cells = []
     for col in columns:
-        stat = results.stat(dataset, model, variant, col.key)
-        cells.append(fmt.DASH if evaluated and not stat.n else cell(stat, col.spec))
+        stat = results.stat(dataset, model, variant, FAITHFULNESS_COUNTS[0] if col.key == LEFT_OUT else col.key)
+        if evaluated and not stat.n:
+            cells.append(fmt.DASH)
+        else:
+            cells.append(left_out_cell(results, dataset, model, variant) if col.key == LEFT_OUT else cell(stat, col.spec))
     return cells
 
 
@@ -76,7 +99,7 @@ def metric_rows(table: Table, results: Results, columns: tuple[Column, ...]) -> 
 
 
 def metric_table(table: Table, results: Results, columns: tuple[Column, ...]) -> str:
-    header = ["method", *(f"{m} {col.name} {col.better}" for m in table.models for col in columns)]
+    header = ["method", *(f"{m} {col.name} {col.better}".rstrip() for m in table.models for col in columns)]
     return fmt.markdown(header, metric_rows(table, results, columns))
 
 
@@ -153,7 +176,7 @@ def reliability_figure(table: Table, model: str, rows: list[Row], results: Resul
     return save(draw_reliability(panels, title), stem)
 
 
-def claims_markdown(evaluated: list[tuple[dict, list]]) -> str:
+def claims_markdown(evaluated: list[tuple[dict, list]], significance: float) -> str:
     """The beyond-accuracy verdicts: a summary (decided or rehearsal, with the evidence), then every
     comparison (claims.md's tests and legend)."""
     summary = [[c["id"], c.get("metric", claims_mod.METRIC), c.get("text", ""), claims_mod.claim_cell(ls),
@@ -170,7 +193,7 @@ def claims_markdown(evaluated: list[tuple[dict, list]]) -> str:
     out = [fmt.markdown(["claim", "metric", "question", "verdict", "lines", "evidence"], summary)]
     if rows:
         out.append(fmt.markdown(["claim", "paper dataset", "ours on", "model", "comparison", "mean a", "mean b",
-                                 "a − b [95 % CI]", "n", "p support (adjusted)", "verdict", "to decide (80 % power)"],
+                                 ci_header(significance), "n", "p support (adjusted)", "verdict", "to decide (80 % power)"],
                                 rows))
     return "\n".join(out)
 
@@ -186,10 +209,18 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
            "CNNs, Grad on the MLP, for every method alike), each for the predicted class c: the areas under the "
            "deletion and insertion curves (Petsiuk et al. 2018; pixels removed / added in order of saliency, "
            "Grad-CAM upsampled to the image, a removed pixel set to 0 after normalization, the dataset mean), each "
-           "curve the logit margin m = z_c − max_{k≠c} z_k after each of k equal steps relative to the clean "
-           "image's, clip(m(x_f) / m(x), −1, 1): 1 is the clean image's lead, 0 a tie, so the areas (in [−1, 1]) do "
-           "not change when the logits are divided by a temperature, and measure the map, not the model's "
-           "confidence; Captum's infidelity (Gaussian perturbations of std 0.1, "
+           "curve the logit margin m = z_c − max_{k≠c} z_k after each of k equal steps in units of the model's median "
+           "clean margin M, g = m(x_f) / M (not clipped: 1 is the model's median lead, −2 another class leading by "
+           "twice that), so the areas do not change when the logits are divided by a temperature and measure the map, "
+           "not the model's confidence; each map is scored against a **random map on the same image and model** (of "
+           "the explainer's own shape, drawn from a seed derived from the run's seed): **deletion − random** and "
+           "**insertion − random** are the means over images of real − random (each evaluation.json also holds its 95 % "
+           "Student-t interval over images), about 0 for a map no better than "
+           "chance, below 0 on deletion and above 0 on insertion for a faithful one, and what B4 and B5 decide on; "
+           "images whose clean margin is a tie (within 2⁻²⁰ of the largest |logit|: which class leads is then a "
+           "rounding accident) and images predicted as the class of the all-baseline image (whose insertion starts, "
+           "and deletion ends, with their class leading, whatever the map) are left out and counted (the last "
+           "section); Captum's infidelity (Gaussian perturbations of std 0.1, "
            "attributions optimally rescaled): 256 images, k = 16 and 10 perturbations per image by default, 64, 8 "
            "and 4 at the quick scale (each run's evaluation.json records its own), for a student the cosine of its Grad-CAM to its teacher's for the teacher's top-1 "
            "class (e2KD's agreement), and Figure 2's structure: the mean rank of each known-similar class pair "
@@ -203,10 +234,10 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
                    "`snakemake --cores all` evaluates them.\n")
     out += ["## Verdicts\n",
             "The project's own questions (workflow/reference/beyond_claims.yaml), decided by the tests of "
-            "[claims.md](claims.md) (one-sided Welch tests; intersection-union for `combine: all`, Holm on the "
-            "against side) on the metric each names. A verdict is decided only on real images of the paper's "
-            "dataset, with at least 3 seeds a side and the paper's recipe; every other one is marked (rehearsal).\n",
-            claims_markdown(evaluated) if evaluated else "No beyond-accuracy claims in the reference folder.\n",
+            "[claims.md](claims.md) (one-sided paired t-tests on the per-seed differences; intersection-union for "
+            "`combine: all`, Holm on the against side; the interval at the level of the tests) on the metric each "
+            "names. A verdict is decided, reduced data or a rehearsal by claims.md's rule (its legend).\n",
+            claims_markdown(evaluated, plan.significance) if evaluated else "No beyond-accuracy claims in the reference folder.\n",
             "## Calibration\n"]
     for table in plan.tables:
         out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
@@ -218,6 +249,15 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
     for table in plan.tables:
         out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
         out.append(metric_table(table, results, EXPLANATION))
+    out += ["## Deletion and insertion in detail\n",
+            "The areas of the real maps and of the random maps behind the relative scores above, each mean ± std "
+            "over seeds (n), and the images left out of both, summed over the evaluated seeds: ties (the clean "
+            "margin within 2⁻²⁰ of the largest |logit|), the blank image's class (predicted as the all-baseline "
+            "image is), of the images explained. The random maps' areas differ from model to model (their "
+            "margins and mix of classes differ): compare models on the relative scores, not on these.\n"]
+    for table in plan.tables:
+        out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
+        out.append(metric_table(table, results, FAITHFULNESS))
     return "\n".join(out)
 
 

@@ -26,10 +26,15 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
            "samples_used", "params",
            "best_val_epoch", "best_val_test_acc", "best_val_test_err")  # the second epoch protocol  # share (%) of training samples that ever contributed; model size
 # Beyond accuracy, from <run>/evaluation.json (introspect.evaluate): calibration on the test split, then
-# the quality of the explanations of a fixed test subset, and (pair_*) how close Figure 2's known-similar
-# classes rank in the run's averaged explanation similarity (analysis.pair_scores)
-EVALUATION_METRICS = ("nll", "ece", "brier", "deletion_auc", "insertion_auc", "infidelity", "teacher_agreement",
-                      "pair_rank", "pairs_close")
+# the quality of the explanations of a fixed test subset: deletion and insertion of the real maps, of
+# random maps on the same images and model (*_random) and real − random (*_relative, the score B4/B5
+# decide on), with how many images were scored and left out (exact or near ties, the blank image's
+# class: introspect.evaluate.faithfulness), and (pair_*) how close Figure 2's known-similar classes
+# rank in the run's averaged explanation similarity (analysis.pair_scores)
+FAITHFULNESS_COUNTS = ("faithfulness_images", "faithfulness_ties", "faithfulness_blank")
+EVALUATION_METRICS = ("nll", "ece", "brier", "deletion_auc", "insertion_auc", "deletion_auc_random",
+                      "insertion_auc_random", "deletion_auc_relative", "insertion_auc_relative", *FAITHFULNESS_COUNTS,
+                      "infidelity", "teacher_agreement", "pair_rank", "pairs_close")
 METRICS += EVALUATION_METRICS
 CURVE_COLUMNS = ("train_loss", "val_acc", "test_acc")
 
