@@ -113,6 +113,23 @@ def step_times(model_name: str, device: torch.device, batch_size: int, steps: in
     return times
 
 
+def probe(points: list[tuple[str, int, str]], steps: int, warmup: int = 2) -> tuple[dict[tuple[str, int, str], float], float]:
+    """`introspect plan`'s calibration (introspect.plan.calibrate): the median CPU milliseconds of a CE
+    training step here of each (dataset, batch size, model) of ``points``, on one thread, timed as
+    `introspect bench --cpu-time` times them; and the probe's wall-clock seconds over its CPU seconds
+    (above 1: other work shares these cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workflow runs a job (OMP_NUM_THREADS=1)
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        measured = {(dataset, batch, model): 1000 * statistics.median(
+            step_times(model, torch.device("cpu"), batch, steps, dataset, set(), clock=time.process_time, warmup=warmup)["ce"])
+            for dataset, batch, model in points}
+    finally:
+        torch.set_num_threads(threads)
+    return measured, (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-9)
+
+
 def loader_throughput(device: torch.device, n: int, batch_size: int, rounds: int = 3) -> dict[str, float]:
     """images/s over one pass of n CIFAR10-shaped images with the paper's augmentation."""
     import torchvision.transforms.v2 as T

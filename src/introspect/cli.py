@@ -146,7 +146,8 @@ def _run_cache(args) -> dict:
 
 
 def cmd_cache(args) -> int:
-    """`introspect cache [list] | add | prune | bench`: the run cache (introspect.runcache)."""
+    """`introspect cache [list] | add | prune | bench`: the run cache (introspect.runcache). A cache
+    folder that cannot be used (a file in its place, unreadable) is one line naming it, exit 1."""
     from . import runcache
 
     if args.action == "bench":
@@ -160,17 +161,27 @@ def cmd_cache(args) -> int:
 
         params = read_yaml(Path(args.params)) if Path(args.params).is_file() else {}
         root = Path(((params or {}).get("run_cache") or {}).get("dir") or runcache.DEFAULT)
+    try:
+        return _cache_action(args, root)
+    except runcache.CacheError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cache_action(args, root: Path) -> int:
+    from . import runcache
+
     if args.action == "list":
-        print(runcache.listing(root))
-        return 0
+        text, damaged = runcache.listing(root, args.verify)
+        print(text)
+        return 1 if damaged else 0
     if args.action == "add":
         if not args.run:
             raise ConfigError("add: name the finished run folders to store (--run, repeatable)")
+        runcache.check(root)
         stored = [runcache.add(Path(r), root, sys.stderr) for r in args.run]
         print(f"run cache {root}: {sum(1 for s in stored if s)} of {len(stored)} runs stored or already there")
         return 0
-    if args.older_than is None and args.larger_than is None and not args.unreferenced:
-        raise ConfigError("prune: give --older-than, --larger-than and/or --unreferenced (a run folder's entries are always kept)")
     try:
         age = runcache.parse_age(args.older_than) if args.older_than else None
         size = runcache.parse_size(args.larger_than) if args.larger_than else None
@@ -283,10 +294,13 @@ def cmd_status(args) -> int:
 
 def cmd_plan(args) -> int:
     from .pipeline import load
-    from .plan import read_bench, report
+    from .plan import Calibration, calibrate, default_bench, read_bench, report
 
     bench = read_bench(Path(args.bench)) if args.bench else None
-    print(report(load(Path(args.params), args.scale), bench, args.bench or ""))
+    plan = load(Path(args.params), args.scale)
+    calibration = (Calibration(None, "bench not calibrated to this CPU, --no-probe: the step times of the CPU it was made on")
+                   if args.no_probe else calibrate(bench or default_bench()[0]))
+    print(report(plan, bench, args.bench or "", calibration=calibration))
     return 0
 
 
@@ -332,12 +346,15 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("cache", help="list, prune or benchmark the run cache (finished runs restored instead of retrained)")
     s.add_argument("action", nargs="?", default="list", choices=["list", "add", "prune", "bench"])
     s.add_argument("--run", action="append", help="add: a finished run folder trained without the cache (repeat)")
+    s.add_argument("--verify", action="store_true", help="list: check every entry's sizes and SHA-256s, mark the damaged "
+                   "ones (exit 1 when there is one)")
     s.add_argument("--dir", help="the cache folder (default: $INTROSPECT_CACHE, else params.yaml run_cache.dir)")
     s.add_argument("--params", default="params.yaml", help="where run_cache.dir is read (and bench's experiment)")
     s.add_argument("--results", action="append", help="prune: a results folder whose runs are kept (repeat; default results)")
     s.add_argument("--older-than", help="prune: entries stored longer ago than this (30d, 12h, 2w)")
     s.add_argument("--larger-than", help="prune: entries larger than this (500M, 2G)")
-    s.add_argument("--unreferenced", action="store_true", help="prune: every entry no run folder uses")
+    s.add_argument("--unreferenced", action="store_true", help="prune: every entry no run folder uses (without any of "
+                   "these three, prune removes only the temp folders of killed writers, as every prune does)")
     s.add_argument("--dry-run", action="store_true", help="prune: say what would be deleted, delete nothing")
     s.add_argument("--epochs", default="3,6", help="bench: the toggle A,B (A -> B -> A) of --dataset's epochs")
     s.add_argument("--dataset", default="mnist5k", help="bench: the dataset whose recipe's epochs are toggled")
@@ -393,6 +410,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--scale", choices=list(SCALES), help="default: the config's own")
     s.add_argument("--bench", help="a file written by `introspect bench --json` on the training device")
+    s.add_argument("--no-probe", action="store_true", help="use the bench's step times as they are: no probe of a "
+                   "few seconds calibrating them to this CPU (a fixed output)")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("status", help="per table: runs finished and current, stale, running (epoch, ETA), missing")

@@ -4,22 +4,29 @@ Per table, the runs it shows; then the runs they learn from (teachers, assistant
 its image passes = epochs x training images. With a bench file (``introspect bench --json FILE`` on
 the device that will train; without ``--bench``, the shipped workflow/bench/cpu.json: every model
 and method of the three scales, one CPU thread), a run's time is, per epoch, its training images x
-the measured step time of its (model, method) on its dataset at its batch size / that batch size
-(an LE run's warm-up epochs at CE's step time; the bench's entry of the run's dataset, at its batch
-size where there is one), plus its evaluation passes (val and test, forward only: EVAL_SHARE of a CE
-step per image). Then one job evaluates every run (``introspect evaluate`` at the scale's settings):
-per run, the test split forward and, per explained image, its all-class maps (an LE step of the
-model's standard explainer) and the forward passes of its deletion and insertion curves and
-infidelity perturbations. The workflow adds its fixed costs (:func:`fixed_seconds`, measured). The
-wall-clock estimate spreads the jobs over idle cores (one thread per job, as the workflow runs
-them), no shorter than the longest job; it ignores that a student waits for its teacher. A run whose
-step the bench lacks is not estimated: its table shows ``?`` and the first line names it.
+the measured step time of its (model, method) on its dataset's image shape at its batch size / that
+batch size (an LE run's warm-up epochs at CE's step time; a step costs the same on two datasets of one
+shape, so full MNIST's steps are mnist5k's where the bench has only those), plus its evaluation passes
+(val and test, forward only: EVAL_SHARE of a CE step per image). Then one job evaluates every run
+(``introspect evaluate`` at the scale's settings): per run, the test split forward and, per explained
+image, its all-class maps (an LE step of the model's standard explainer) and the forward passes of
+its deletion and insertion curves and infidelity perturbations. The workflow adds its fixed costs
+(:func:`fixed_seconds`, measured). The wall-clock estimate schedules the jobs on idle cores (one
+thread per job, as the workflow runs them; a student after its teacher's job; :func:`schedule`): no
+shorter than the longest chain of jobs (a training job trains its row's seeds one after another,
+unless params.yaml's ``train_jobs: seed`` makes each run a job) nor than the work shared by the
+cores. A bench made on another CPU is calibrated to this one first
+(:func:`calibrate`: a few of its steps timed here). A run whose step the bench lacks is not
+estimated: its table shows ``?`` and the first line names it.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from .evaluate import settings as evaluate_settings
@@ -91,13 +98,40 @@ def batch_of(run: Run) -> int:
 
 def steps_for(run: Run, bench: dict | None) -> tuple[dict[str, float], int]:
     """The bench's step times (ms) of ``run``'s model and the batch they were measured at: from the
-    entry of the run's dataset at its batch size, else of its dataset at another batch size, else from
-    an entry that names no dataset (a bench written with --models); ({}, 1) when none has the model."""
+    entries of the run's image shape at its batch size (its own dataset's times first, the labels it
+    lacks from another dataset of that shape: a step costs the same), else of that shape at another
+    batch size, else from an entry that names no dataset (a bench written with --models); ({}, 1)
+    when none has the model."""
     entries = _entries(bench)
-    batch = batch_of(run)
-    ranked = sorted((e for e in entries if run.model in e["step_ms"] and e.get("dataset") in (run.dataset, None)),
-                    key=lambda e: (e.get("dataset") != run.dataset, e["batch_size"] != batch))
-    return (ranked[0]["step_ms"][run.model], ranked[0]["batch_size"]) if ranked else ({}, 1)
+    batch, shape = batch_of(run), _shape(run.dataset)
+
+    def kin(e: dict) -> int | None:  # 0: the run's dataset, 1: another of its shape, 2: no dataset named
+        if e.get("dataset") is None:
+            return 2
+        return 0 if e["dataset"] == run.dataset else 1 if shape is not None and _shape(e["dataset"]) == shape else None
+
+    ranked = sorted((e for e in entries if run.model in e["step_ms"] and kin(e) is not None),
+                    key=lambda e: (kin(e) == 2, e["batch_size"] != batch, kin(e)))
+    if not ranked:
+        return {}, 1
+    best = ranked[0]
+    steps: dict[str, float] = {}
+    for e in reversed(ranked):  # the best entry's labels last, so they win
+        if e["batch_size"] == best["batch_size"] and (kin(e) == 2) == (kin(best) == 2):
+            steps |= e["step_ms"][run.model]
+    return steps, best["batch_size"]
+
+
+def _shape(dataset: str) -> tuple[int, int, int] | None:
+    """A registered dataset's (channels, size, classes): what a training step's cost depends on."""
+    from .data import DATASETS
+    from .registry import ConfigError
+
+    try:
+        src = DATASETS.get(dataset)
+    except ConfigError:
+        return None
+    return src.channels, src.size, len(src.classes)
 
 
 def _entries(bench: dict | None) -> list[dict]:
@@ -139,32 +173,160 @@ def fixed_seconds(plan: Plan) -> float:
     evaluate job, preparing each dataset, each Figures 1-2 explanation, the report) and what the
     prepare, explain and report jobs do."""
     datasets = len({run.dataset for run in plan.runs.values()})
-    jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()}) + 1 + datasets + n_explain_jobs(plan) + 1
+    jobs = len({job_of(plan, r) for r in plan.runs.values()}) + 1 + datasets + n_explain_jobs(plan) + 1
     return (SNAKEMAKE_START_S + jobs * (JOB_START_S + JOB_OVERHEAD_S) + datasets * PREPARE_S
             + n_explain_jobs(plan) * EXPLAIN_S + REPORT_S)
 
 
-def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: float = 0.0) -> float:
-    """Hours on ``cores`` idle cores: Snakemake's start, the datasets prepared, the training jobs (every
-    seed of a row in turn, plus start-up) and the explanation jobs spread over the cores (no shorter
-    than the longest job; a student waiting for its teacher is ignored), then the evaluate job and the
-    report job, one after the other; Snakemake's bookkeeping of every job spread over the cores."""
-    cores = max(cores, 1)
-    jobs: dict[tuple[str, str, str], float] = {}
-    for run_id, h in hours.items():
-        run = plan.runs[run_id]
-        key = (run.dataset, run.model, run.variant)
-        jobs[key] = jobs.get(key, JOB_START_S / 3600) + h
-    explain = n_explain_jobs(plan) * (JOB_START_S + EXPLAIN_S) / 3600
-    training = max([(sum(jobs.values()) + explain) / cores, *jobs.values()], default=0.0)
-    datasets = len({r.dataset for r in plan.runs.values()})
-    prepare = datasets * (JOB_START_S + PREPARE_S) / cores / 3600
-    count = len(jobs) + 1 + datasets + n_explain_jobs(plan) + 1
-    serial = (SNAKEMAKE_START_S + JOB_START_S + REPORT_S + count * JOB_OVERHEAD_S / cores) / 3600
-    return serial + prepare + training + (evaluate_hours + JOB_START_S / 3600 if evaluate_hours else 0.0)
+def job_of(plan: Plan, run: Run) -> str:
+    """The training job that trains ``run``: one per table row (dataset, model, variant), its seeds one
+    after another, or with ``train_jobs: seed`` (params.yaml) one per run."""
+    return run.id if plan.train_jobs == "seed" else f"{run.dataset}/{run.model}/{run.variant}"
 
 
-def estimate(plan: Plan, bench: dict | None) -> dict:
+def schedule(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: float = 0.0, speed: float = 1.0) -> dict:
+    """The workflow's jobs on ``cores`` idle cores, one thread each, as list scheduling places them:
+    whenever a core is free it takes the ready job with the longest chain of jobs still behind it.
+    The jobs: preparing each dataset; the training jobs (:func:`job_of`: a row's seeds one after
+    another, or a run each; ``hours`` of their runs, plus the process start-up), each after its
+    dataset and the jobs of the runs it learns from (teachers, assistants, stages); one Figures 1-2
+    explanation job per explained run, after its training job; the evaluate job after every
+    training job; the report last. Snakemake's
+    start comes first and its bookkeeping of every job is spread over the cores. ``speed``: this
+    CPU's step time over the bench's (:func:`calibrate`), applied to the fixed costs (``hours`` and
+    ``evaluate_hours`` come scaled). Returns the wall hours (``wall``), its two lower bounds: the
+    longest chain (``chain``: with Snakemake's share) and the work over the cores (``work``), and the
+    longest training job on that chain (``longest``: job, hours, runs)."""
+    cores, s = max(cores, 1), speed / 3600
+    datasets = sorted({r.dataset for r in plan.runs.values()})
+    length: dict[str, float] = {f"prepare {d}": (JOB_START_S + PREPARE_S) * s for d in datasets}
+    after: dict[str, set[str]] = {f"prepare {d}": set() for d in datasets}
+    runs: dict[str, int] = {}
+    for run_id, run in plan.runs.items():
+        job = f"train {job_of(plan, run)}"
+        length[job] = length.get(job, JOB_START_S * s) + hours.get(run_id, 0.0)
+        runs[job] = runs.get(job, 0) + 1
+        after.setdefault(job, set()).update({f"prepare {run.dataset}"} | {f"train {job_of(plan, plan.runs[n])}" for n in run.needs})
+        after[job].discard(job)
+    trains = sorted(runs)
+    for explained in plan.explained_runs().values():
+        for run in explained:
+            length[f"explain {run.id}"] = (JOB_START_S + EXPLAIN_S) * s
+            after[f"explain {run.id}"] = {f"train {job_of(plan, run)}"}
+    length["evaluate"] = JOB_START_S * s + evaluate_hours
+    after["evaluate"] = set(trains) | {f"prepare {d}" for d in datasets}
+    length["report"] = (JOB_START_S + REPORT_S) * s
+    after["report"] = set(length) - {"report"}
+    serial = (SNAKEMAKE_START_S + len(length) * JOB_OVERHEAD_S / cores) * s
+
+    before: dict[str, list[str]] = {job: [] for job in length}
+    for job, needs in after.items():
+        for need in needs:
+            before[need].append(job)
+    behind: dict[str, float] = {}  # a job's hours plus the longest chain of jobs that waits for it
+
+    def chain(job: str) -> float:
+        if job not in behind:
+            behind[job] = length[job] + max((chain(j) for j in before[job]), default=0.0)
+        return behind[job]
+
+    waiting = {job: len(needs) for job, needs in after.items()}
+    ready = [(-chain(job), job) for job, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < cores:
+            _, job = heapq.heappop(ready)
+            heapq.heappush(running, (now + length[job], job))
+        now, done = heapq.heappop(running)
+        for job in before[done]:
+            waiting[job] -= 1
+            if waiting[job] == 0:
+                heapq.heappush(ready, (-chain(job), job))
+    critical, job = [], max(length, key=chain)  # the longest chain, followed from its first job
+    while job:
+        critical.append(job)
+        job = max(before[job], key=chain, default=None)
+    longest = max((j for j in critical if j in runs), key=length.get, default=None)
+    return {"wall": serial + now, "chain": serial + max(behind.values()), "work": serial + sum(length.values()) / cores,
+            "longest": (longest.removeprefix("train "), length[longest], runs[longest]) if longest else None}
+
+
+def wall_hours(plan: Plan, hours: dict[str, float], cores: int, evaluate_hours: float = 0.0, speed: float = 1.0) -> float:
+    """Hours on ``cores`` idle cores (:func:`schedule`)."""
+    return schedule(plan, hours, cores, evaluate_hours, speed)["wall"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the bench's times were brought to this CPU: ``ratio`` (this CPU's step time over the
+    bench's; None: the bench's times as they are), ``note`` (the first line's words) and ``detail``
+    (a line of what the probe measured)."""
+
+    ratio: float | None
+    note: str
+    detail: str = ""
+
+
+NOT_CALIBRATED = Calibration(None, "bench not calibrated to this CPU: its own CPU's step times")
+PROBE_STEPS = 20  # timed steps per probed entry (and 2 of warm-up): about a second on the bench's CPU
+PROBE_MIN_MS = 2.0  # steps shorter than this time the timer as much as the step
+
+
+def probe_points(bench: dict) -> list[tuple[str, int, str]]:
+    """What the probe times: per model family in the bench (mlp, cnn, resnet), its cheapest CE step
+    on a built-in dataset, as (dataset, batch size, model)."""
+    best: dict[str, tuple[float, tuple[str, int, str]]] = {}
+    for e in _entries(bench):
+        if e.get("dataset") not in FULL_TRAIN:
+            continue
+        for model, steps in e["step_ms"].items():
+            ms = steps.get("ce")
+            if ms is not None and ms >= PROBE_MIN_MS and ms < best.get(family_of(model), (math.inf,))[0]:
+                best[family_of(model)] = (ms, (e["dataset"], e["batch_size"], model))
+    return [point for _, point in sorted(best.values())]
+
+
+def calibrate(bench: dict | None, probe=None, steps: int = PROBE_STEPS) -> Calibration:
+    """Bring a bench made on another CPU to this one: time a few of its own CE steps here (one
+    thread, CPU seconds of this process, the median of ``steps``, as `introspect bench --cpu-time`
+    timed them) and take the median over them of this CPU's step time over the bench's: every
+    estimate is scaled by it. ``probe(points, steps)`` -> ({point: median ms}, wall / CPU seconds)
+    times the points (default: :func:`introspect.bench.probe`). Only a bench timed in CPU seconds
+    (``clock: process_time``) is calibrated; another is used as it is, and the note says so."""
+    if not bench:
+        return NOT_CALIBRATED
+    if bench.get("clock") != "process_time":
+        return Calibration(None, f"bench of {bench.get('device', 'its device')} as measured, not calibrated "
+                                 "(only a bench of `introspect bench --cpu-time` is)")
+    points = probe_points(bench)
+    if not points:
+        return Calibration(None, "bench not calibrated: it times no CE step of a built-in dataset to probe")
+    if probe is None:
+        from .bench import probe
+    try:
+        measured, busy = probe(points, steps)
+    except (RuntimeError, OSError, MemoryError) as exc:  # torch cannot run here: the bench's own times
+        return Calibration(None, f"bench not calibrated: the probe failed ({type(exc).__name__}: {exc})")
+    by_point = {(e["dataset"], e["batch_size"]): e["step_ms"] for e in _entries(bench)}
+    ratios = {p: measured[p] / by_point[p[:2]][p[2]]["ce"] for p in points}
+    ratio = statistics.median(ratios.values())
+    speed = (f"{ratio:.1f}x slower than the bench's" if ratio >= 1.05 else
+             f"{1 / ratio:.1f}x faster than the bench's" if ratio <= 1 / 1.05 else f"as fast as the bench's ({ratio:.2f}x)")
+    detail = ("# calibration: this CPU's CE step, one thread, CPU time, median of "
+              f"{steps}: " + ", ".join(f"{m} on {d} at batch {b} {measured[(d, b, m)]:.1f} ms "
+                                       f"(bench {by_point[(d, b)][m]['ce']:.1f})" for d, b, m in points)
+              + f"; every figure is the bench's x {ratio:.2f} (the median ratio)")
+    if busy > 1.3:
+        detail += (f"; the probe's wall clock ran {busy:.1f}x its CPU time: other work shares these cores, "
+                   "and the wall time stretches with it (the estimate is for idle cores)")
+    return Calibration(ratio, f"bench calibrated here: this CPU is {speed}", detail)
+
+
+def estimate(plan: Plan, bench: dict | None, speed: float = 1.0) -> dict:
+    """Per run: its image passes, its training hours and its share of the evaluate job from
+    ``bench``'s step times x ``speed`` (:class:`Calibration`'s ratio); what the bench lacks."""
     shown = {table.name: plan.shown(table) for table in plan.tables}
     support = set(plan.runs) - set().union(*shown.values())
     passes, hours, evaluate, unmeasured = {}, {}, {}, {}
@@ -176,10 +338,10 @@ def estimate(plan: Plan, bench: dict | None) -> dict:
             unmeasured[run_id] = (f"{run.model}/{cost_label(run)}" if run.dataset in FULL_TRAIN else
                                   f"{run.dataset} (a dataset of your own: its size is not known before it is prepared)")
         else:
-            hours[run_id] = seconds / 3600
+            hours[run_id] = speed * seconds / 3600
         seconds = evaluate_seconds(run, step_ms, batch, plan.scale)
         if seconds is not None:
-            evaluate[run_id] = seconds / 3600
+            evaluate[run_id] = speed * seconds / 3600
     return {"shown": shown, "support": support, "passes": passes, "hours": hours, "evaluate": evaluate,
             "unmeasured": sorted(set(unmeasured.values())), "unmeasured_runs": unmeasured}
 
@@ -282,41 +444,49 @@ def _unit(e: dict, evaluate: float) -> tuple[str, float]:
 
 
 def _minutes(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
     if hours < 2:
         return f"{hours * 60:.0f} min"
     return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.0f} days ({hours:.0f} hours)"
 
 
-def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | None = None) -> str:
+def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | None = None,
+           calibration: Calibration = NOT_CALIBRATED) -> str:
     """The plan's summary. Its first line says how long the scale takes on ``cores`` (default: this
     machine's), from ``bench`` (default: the shipped CPU bench: then at the paper's scale it says the
-    figure is this CPU's and how to bench a GPU), naming what the bench cannot estimate."""
+    figure is this CPU's and how to bench a GPU) scaled by ``calibration`` (:func:`calibrate`), and
+    whether it was calibrated, naming what the bench cannot estimate; a later line says whether the
+    longest chain of jobs or the cores bound the wall time."""
     shipped = bench is None
     if shipped:
         bench, bench_name = default_bench()
         bench_name = "workflow/bench/cpu.json"
     cores = cores or os.cpu_count() or 1
-    e = estimate(plan, bench)
-    jobs = len({(r.dataset, r.model, r.variant) for r in plan.runs.values()})
+    speed = calibration.ratio or 1.0
+    e = estimate(plan, bench, speed)
+    jobs = len({job_of(plan, r) for r in plan.runs.values()})
     evaluate = sum(e["evaluate"].values())
-    wall = wall_hours(plan, e["hours"], cores, evaluate)
+    sched = schedule(plan, e["hours"], cores, evaluate, speed)
+    wall = sched["wall"]
     groups = [*e["shown"].items(), ("teachers, assistants, stages", e["support"]), ("total (each run once)", set(plan.runs))]
     unknown = [name for name, ids in e["shown"].items() if any(i in e["unmeasured_runs"] for i in ids)]
     if any(i in e["unmeasured_runs"] for i in e["support"]):
         unknown.append("their teachers, assistants, stages")
     where = f"{cores} core{'s' * (cores != 1)} of {'this CPU' if shipped else bench.get('device', 'the bench device')}"
+    notes = [calibration.note]
     if not bench:
-        head = "no bench file: pass --bench FILE written by `introspect bench --json FILE` on the training device"
+        head, notes = "no bench file: pass --bench FILE written by `introspect bench --json FILE` on the training device", []
     elif unknown:
         head = (f"at least {_minutes(wall)} on {where}, not counting {', '.join(unknown)} "
                 f"(the bench has no step time for {', '.join(e['unmeasured'])})")
     else:
         head = f"about {_minutes(wall)} on {where}"
     if shipped and plan.scale == "paper" and bench:
-        head += (" (the shipped CPU bench; for a GPU's figure: `introspect bench --device cuda --json b.json`, "
-                 "then `introspect plan --scale paper --bench b.json`)")
+        notes.append("the shipped CPU bench; for a GPU's figure: `introspect bench --device cuda --json b.json`, "
+                     "then `introspect plan --scale paper --bench b.json`")
     unit, factor = _unit(e, evaluate)
-    lines = [f"# scale {plan.scale}: {head}",
+    lines = [f"# scale {plan.scale}: {head}" + (f" ({'; '.join(notes)})" if notes else ""),
              f"# {len(plan.runs)} runs in {jobs} training jobs and 1 evaluate job, {len(plan.seeds)} seeds",
              f"{'':30s} {'runs':>6s} {'image passes':>14s}" + (f" {unit:>8s}" if bench else "")]
     for name, ids in groups:
@@ -329,14 +499,29 @@ def report(plan: Plan, bench: dict | None, bench_name: str = "", cores: int | No
     if bench:
         lines.append(f"{'evaluate (every run)':30s} {len(e['evaluate']):6d} {'':14s} {evaluate * factor:8.2f}")
         lines.append(f"# about {_minutes(wall)} on {cores} core{'s' * (cores != 1)} (jobs of one thread in parallel), "
-                     f"{sum(e['hours'].values()) + evaluate + fixed_seconds(plan) / 3600:.2f} hours of one core in all "
+                     f"{sum(e['hours'].values()) + evaluate + speed * fixed_seconds(plan) / 3600:.2f} hours of one core in all "
                      "(with process start-up, Snakemake, preparing, explaining, the report)"
                      + (", counting only the measured runs" if e["unmeasured"] else ""))
-        lines.append(f"# {unit}: training and evaluation on one core, from {bench_name} ({bench_label(bench)}); "
-                     "tables share runs, so theirs overlap; the total counts each run once; ? = not estimated")
+        lines.append("# " + bound(sched, cores))
+        lines.append(f"# {unit}: training and evaluation on one core, from {bench_name} ({bench_label(bench)})"
+                     + (f" x {speed:.2f} (calibrated)" if calibration.ratio else "")
+                     + "; tables share runs, so theirs overlap; the total counts each run once; ? = not estimated")
+        if calibration.detail:
+            lines.append(calibration.detail)
         if e["unmeasured"]:
             lines.append(f"# not in the bench file (not estimated, left out of every sum): {', '.join(e['unmeasured'])}")
     return "\n".join(lines)
+
+
+def bound(sched: dict, cores: int) -> str:
+    """Which lower bound of :func:`schedule` the wall time meets: the longest chain of jobs (a training
+    job trains its row's seeds one after another; a student waits for its teacher) or the cores."""
+    job = sched["longest"]
+    turn = f"{job[2]} runs in turn, " if job and job[2] > 1 else ""
+    longest = f"; its longest job: {job[0]}, {turn}{_minutes(job[1])}" if job else ""
+    chain = f"the longest chain of jobs ({_minutes(sched['chain'])}{longest})"
+    work = f"the cores (the work over {cores} core{'s' * (cores != 1)}: {_minutes(sched['work'])})"
+    return f"bound by {chain}, not {work}" if sched["chain"] >= sched["work"] else f"bound by {work}, not {chain}"
 
 
 def bench_label(bench: dict) -> str:
