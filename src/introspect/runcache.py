@@ -9,11 +9,19 @@ is recorded with it and shown by ``introspect cache``, not part of the identity.
 
 Before a run trains, :func:`lookup` looks its identity up in the run folder's own ``superseded/``
 copies, then in the cache folder; a verified hit is restored (hard links, a copy across file
-systems) with this clone's ``config.json`` and a ``restored_from`` note in its provenance, the
-receipt last. A run that finished training is stored (:func:`store`): a temp folder inside the
-cache root is filled with hard links and an ``entry.json`` manifest (every file's SHA-256), then
-renamed into place in one step; when the identity is already there the loser discards its temp
-folder. Readers only open folders named by a full identity, so they never see half an entry.
+systems) with this clone's ``config.json`` and a ``restored_from`` note in its provenance: every
+file is first staged in ``<run>/.restoring.tmp/``, then renamed into the run folder, the receipt
+last. A run that finished training (or is found finished and not yet stored) is stored
+(:func:`store`): a temp folder inside the cache root is filled with hard links and an
+``entry.json`` manifest (every file's SHA-256), then renamed into place in one step; when the
+identity is already there the loser discards its temp folder. Readers only open folders named by
+a full identity, so they never see half an entry.
+
+A kill at any moment (SIGKILL: no cleanup runs) loses nothing. The next run in that folder takes
+back an interrupted restore (:func:`resumable`) and restores again; the next store, and ``introspect
+cache prune``, remove the temp folders of writers that are gone (:func:`dead`); the next run of a
+finished identity the cache lacks stores it. ``tests/test_runcache_kills.py`` kills a store and a
+restore after each of their file operations (:func:`_done`).
 
 Nothing here may stop a run: a damaged entry, an unreadable or unwritable cache folder, an entry
 of another layout is one line on the log, and the run trains (or is not stored).
@@ -28,6 +36,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +53,19 @@ FILES = (NAME, "history.parquet", "metrics.json")  # what a restored run needs b
 MACHINE = ("device", "precision", "channels_last", "compile")  # = train.MACHINE_KEYS (train imports this module)
 ID = re.compile(r"^[0-9a-f]{64}$")
 SUPERSEDED = "superseded"
+STAGING = ".restoring.tmp"  # inside a run folder: a restore's files before they are renamed into place
+COMMIT = (*FILES, "config.json", RECEIPT)  # a restore's files, in the order they are renamed: the receipt last
+# What a run writes into its folder (train.RUN_FILES and train.PROGRESS, no explanations or evaluation):
+# a temp file of one of these (".<name>.*.tmp") at the start of a run was left by a killed writer.
+WRITTEN = ("config.json", NAME, "history.parquet", "metrics.json", RECEIPT, "progress.json")
+TEMP = ".tmp-"  # the cache root's temp folders: .tmp-<pid>@<host>+<what>
+OWNER = re.compile(r"^\.tmp-(\d+)@([^+]*)\+")
+DEAD_AFTER = 3600.0  # seconds without a change after which a temp folder's writer is taken to be gone (any host)
+KILL_AFTER = "INTROSPECT_KILL_AFTER"  # fault injection (tests only): see _done
+
+
+class CacheError(Exception):
+    """The cache folder itself cannot be used (a file in its place, unreadable): one line naming it."""
 
 
 def settings(given: str | os.PathLike | None = None) -> tuple[Path | None, bool]:
@@ -82,6 +104,30 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_ops = {"pid": 0, "n": 0}
+
+
+def _done() -> None:
+    """One file operation of a store or a restore is done. Fault injection: with
+    ``$INTROSPECT_KILL_AFTER=n`` the process kills itself (SIGKILL: no ``finally``, no cleanup) right
+    after its n-th operation, so that tests/test_runcache_kills.py can stop a writer between any two
+    of them. Counted per process (a forked child starts from 0)."""
+    if _ops["pid"] != os.getpid():
+        _ops.update(pid=os.getpid(), n=0)
+    _ops["n"] += 1
+    if os.environ.get(KILL_AFTER) == str(_ops["n"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _save_json(obj, path: Path) -> None:
+    """fileio.save_json's file, with a kill point once its temp file is written and once it is renamed."""
+    from .fileio import atomic_write
+
+    text = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()  # = fileio.save_json's
+    atomic_write(path, lambda f: (f.write(text), _done()))
+    _done()
+
+
 def _link(src: Path, dest: Path) -> None:
     """``dest`` becomes a hard link to ``src`` (a copy where links cannot be made), replacing any
     file there in one rename: nothing ever writes through a link."""
@@ -93,7 +139,9 @@ def _link(src: Path, dest: Path) -> None:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
             raise
         shutil.copyfile(src, tmp)
+    _done()
     os.replace(tmp, dest)
+    _done()
 
 
 def machine(device: str, bf16: bool | None) -> dict:
@@ -205,65 +253,137 @@ def lookup(cfg: dict, out: Path, root: Path | None, log, name: str, enabled: boo
         return _restore(cfg, out, source, ident, meta, log, name)
     except OSError as exc:  # e.g. an entry pruned while we linked it: train instead
         print(f"[{name}] run cache: restoring from {source} failed ({exc}): training", file=log, flush=True)
-        for f in FILES:
-            (out / f).unlink(missing_ok=True)
+        _undo(out)
         return None
+
+
+def _temp_name(what: str) -> str:
+    """A temp folder's name in the cache root, naming its writer (process and host) for :func:`dead`."""
+    return f"{TEMP}{os.getpid()}@{platform.node()}+{what}"
 
 
 def _discard(root: Path, path: Path) -> bool:
     """Take an entry out of the cache in one step (renamed to a temp name), then delete it."""
-    doomed = root / f".tmp-discard-{path.name}-{os.getpid()}"
+    doomed = root / _temp_name(f"discard-{path.name}")
     try:
         os.rename(path, doomed)
     except OSError:
         return False
+    _done()
     shutil.rmtree(doomed, ignore_errors=True)
+    _done()
     return True
 
 
 def _restore(cfg: dict, out: Path, source: Path, ident: str, meta: dict | None, log, name: str) -> dict:
-    from .fileio import save_json
+    """Stage every file of the run in ``out/.restoring.tmp/``, then rename them into ``out``, the
+    receipt last; a kill midway leaves the staging folder, which :func:`resumable` then takes back
+    with whatever the renames had moved."""
     from .provenance import checkpoint_digest
 
+    stage = out / STAGING
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(stage, ignore_errors=True)  # one left by a process that died (resumable() took it back)
+    stage.mkdir()
+    _done()
     for f in FILES:
-        _link(source / f, out / f)
-    if (out / PREVIOUS).exists():  # a previous epoch of some other run: never a fallback for this one
-        (out / PREVIOUS).unlink()
+        _link(source / f, stage / f)
     where = (meta or {}).get("trained") or {}
-    note = {"path": str(source), "identity": ident, "checkpoint": checkpoint_digest(out),
+    note = {"path": str(source), "identity": ident, "checkpoint": checkpoint_digest(stage),
             "kind": "cache" if meta is not None else "superseded", "trained": where}
     cfg["provenance"] = {**cfg["provenance"], "restored_from": note}
-    save_json(cfg, out / "config.json")
-    metrics = json.loads((out / "metrics.json").read_text())
+    _save_json(cfg, stage / "config.json")
+    _save_json(cfg["provenance"], stage / RECEIPT)
+    metrics = json.loads((stage / "metrics.json").read_text())
+    if (out / PREVIOUS).exists():  # a previous epoch of some other run: never a fallback for this one
+        (out / PREVIOUS).unlink()
+        _done()
+    for f in COMMIT:
+        os.replace(stage / f, out / f)
+        (stage / f).unlink(missing_ok=True)  # still there when out / f was a link to the same file: rename() left both
+        _done()
+    stage.rmdir()
+    _done()
     on = f", trained on {where.get('device_name', where.get('device'))} {where.get('precision', '')}".rstrip() if where else ""
     print(f"[{name}] restored, not trained: identity {ident[:12]} from {source}{on}", file=log, flush=True)
-    save_json(cfg["provenance"], out / RECEIPT)  # last, as after training
     return metrics
 
 
-def localized(state: dict | None, out: Path) -> dict | None:
-    """A restored run's checkpoint holds the config of the clone that trained it (its folders);
-    this clone's is its ``config.json``. Return ``state`` with that config when the checkpoint is
-    the one restored, so that the run is seen as this clone's own (and not moved aside)."""
+def _undo(out: Path) -> bool:
+    """Take back a restore into ``out`` that stopped midway: its staging folder and what its renames
+    had already moved into ``out`` (the staging folder still holds the receipt, renamed last, while
+    they run). True when files of a half run were taken out of ``out``."""
+    stage = Path(out) / STAGING
+    try:
+        staged = set(os.listdir(stage))
+    except OSError:
+        return False
+    moved = [f for f in COMMIT if f not in staged] if RECEIPT in staged else []
+    if moved:
+        for f in (*moved, PREVIOUS):
+            (Path(out) / f).unlink(missing_ok=True)
+    shutil.rmtree(stage, ignore_errors=True)
+    return bool(moved)
+
+
+def _tidy(out: Path) -> list[str]:
+    """Delete the temp files that writers killed in ``out`` left (``.history.parquet.*.tmp``, a
+    restore's ``.checkpoint.pt.<pid>.link.tmp``): a run starting in its folder is the only writer
+    there. Returns their names."""
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return []
+    stray = sorted(n for n in names if n.endswith(".tmp") and n.startswith(tuple(f".{w}." for w in WRITTEN)))
+    for n in stray:
+        Path(out, n).unlink(missing_ok=True)
+    return stray
+
+
+def resumable(state: dict | None, out: Path, log, name: str) -> dict | None:
+    """What a run starting in ``out`` may resume from, given ``state``, its newest checkpoint that
+    verifies (:func:`introspect.checkpoint.load_latest`); first the leftovers of killed writers are
+    removed. None when ``out`` holds half a restore: its files are taken out and the run is
+    restored (or trained) again. A folder with a checkpoint and no config.json is such a half too
+    (a restore of an earlier version, which wrote config.json after the checkpoint; a run that
+    trains writes config.json first). A restored run's checkpoint holds the config of the clone
+    that trained it (its folders); this clone's is its ``config.json``: ``state`` is returned with
+    that config when the checkpoint is the one restored, so that the run is seen as this clone's
+    own (and not moved aside)."""
     from .provenance import checkpoint_digest
 
+    out = Path(out)
+    stray = _tidy(out)
+    if stray:
+        print(f"[{name}] removed {', '.join(stray)}: left in {out} by a killed writer", file=log, flush=True)
+    staged = (out / STAGING).is_dir()
+    if _undo(out):
+        print(f"[{name}] a restore into {out} was interrupted: the files it had moved there are taken back, "
+              "the run is restored (or trained) again", file=log, flush=True)
+        return None
+    if staged:
+        print(f"[{name}] removed the staging folder of an interrupted restore in {out}", file=log, flush=True)
     if state is None:
         return None
     try:
-        cfg = json.loads((Path(out) / "config.json").read_text())
+        cfg = json.loads((out / "config.json").read_text())
+    except FileNotFoundError:
+        print(f"[{name}] {out} holds a checkpoint without config.json (an interrupted restore): not resumed, "
+              "the run is restored (or trained) again", file=log, flush=True)
+        return None
     except (OSError, ValueError):
         return state
     note = (cfg.get("provenance") or {}).get("restored_from") if isinstance(cfg, dict) else None
-    if not note or note.get("checkpoint") != checkpoint_digest(Path(out)):
+    if not note or note.get("checkpoint") != checkpoint_digest(out):
         return state
     return {**state, "config": cfg}
 
 
 # --------------------------------------------------------------------------------------------- writing
 def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) -> Path | None:
-    """Store the finished run in ``out`` as its identity's entry (hard links), unless it is there."""
-    from .fileio import save_json
+    """Store the finished run in ``out`` as its identity's entry (hard links), unless it is there;
+    first remove the temp folders of writers that are gone (:func:`dead`). ``where`` it was trained
+    (:func:`machine`); a restored run's own note says where, when it has one."""
     from .provenance import checkpoint_digest
 
     if root is None:
@@ -271,13 +391,26 @@ def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) 
     ident = identity(cfg)
     final = root / ident
     try:
+        swept = sweep(root)
+        if swept:
+            print(f"[{name}] run cache: removed {len(swept)} temp folder(s) of writers that are gone "
+                  f"({', '.join(swept)})", file=log, flush=True)
         if final.is_dir():
             return final
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=_temp_name("store-")))
+        _done()
+    except CacheError as exc:
+        print(f"[{name}] {exc}; the run is not stored", file=log, flush=True)
+        return None
     except OSError as exc:
         print(f"[{name}] run cache {root}: cannot be written ({exc.strerror or exc}); the run is not stored", file=log, flush=True)
         return None
+    try:
+        note = (json.loads((out / "config.json").read_text()).get("provenance") or {}).get("restored_from") or {}
+    except (OSError, ValueError, AttributeError):
+        note = {}
+    where = note.get("trained") or where
     try:
         files = {}
         for f in FILES:
@@ -286,15 +419,18 @@ def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) 
         meta = {"layout": LAYOUT, "identity": ident, "files": files, "config": cfg,
                 "checkpoint": checkpoint_digest(tmp), "run": run_name(cfg), "trained": where,
                 "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stored_from": str(Path(out).resolve())}
-        save_json(meta, tmp / ENTRY)
+        _save_json(meta, tmp / ENTRY)
         os.chmod(tmp, 0o777 & ~_umask())
+        _done()
         try:
             os.rename(tmp, final)  # one step: a reader sees no entry or a whole one
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another job stored this identity first: keep theirs
+            _done()
             return final
+        _done()
         print(f"[{name}] stored in the run cache as {ident[:12]}", file=log, flush=True)
         return final
     except OSError as exc:
@@ -306,14 +442,16 @@ def store(cfg: dict, out: Path, root: Path | None, log, name: str, where: dict) 
 def add(run: Path, root: Path, log) -> Path | None:
     """Store a run folder finished before (by an earlier version, or with the cache off) under the
     identity its config.json records; the device it was trained on is read from its checkpoint,
-    its precision is unknown. None (one line on ``log``) when it is not a finished run."""
+    its precision is unknown. None (one line on ``log``) when it is not a whole finished run."""
     from .checkpoint import CheckpointError, read_checkpoint
 
     run = Path(run)
     try:
+        missing = [f for f in COMMIT if not (run / f).is_file()]
+        if missing or (run / STAGING).exists():
+            why = f"no {', '.join(missing)}" if missing else "a restore into it was interrupted"
+            raise ValueError(f"not a whole finished run: {why}; run `introspect train` on it again")
         cfg = json.loads((run / "config.json").read_text())
-        if not (run / RECEIPT).is_file() or not (run / "metrics.json").is_file():
-            raise ValueError("not finished (no receipt or metrics.json)")
         device = read_checkpoint(run / NAME).get("rng", {}).get("device", "cpu")
         name = " ".join(f"{k}={v}" for k, v in run_name(cfg).items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError, CheckpointError) as exc:
@@ -334,22 +472,75 @@ def run_name(cfg: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- managing
+def _folders(root: Path) -> list[Path]:
+    """The folders directly in the cache folder ``root``, sorted ([] when it does not exist yet);
+    CacheError, one line naming it, when it cannot be used."""
+    try:
+        with os.scandir(root) as found:
+            return sorted(Path(e.path) for e in found if e.is_dir())
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        raise CacheError(f"run cache {root}: not a folder (a file is in its place, or in its path)") from None
+    except OSError as exc:
+        raise CacheError(f"run cache {root}: cannot be read ({exc.strerror or exc})") from None
+
+
+def check(root: Path) -> None:
+    """CacheError when the cache folder ``root`` cannot be used (a missing one is made by the first store)."""
+    _folders(root)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir())
+
+
+def dead(path: Path, now: float | None = None) -> bool:
+    """Whether the writer of the cache's temp folder ``path`` is gone: a process of this host that no
+    longer runs, or (a writer on another host, or a folder named by an earlier version) nothing in
+    the folder changed for DEAD_AFTER seconds, an hour, far longer than a store of any run takes."""
+    m = OWNER.match(path.name)
+    if m and m.group(2) == platform.node():
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            pass
+    try:
+        newest = max([path.stat().st_mtime, *(f.stat().st_mtime for f in path.iterdir())])
+    except OSError:  # removed meanwhile (another sweep): nothing to do
+        return False
+    return (time.time() if now is None else now) - newest > DEAD_AFTER
+
+
+def temp_folders(root: Path) -> list[Path]:
+    """The temp folders in the cache folder ``root``: stores and removals under way or killed."""
+    return [p for p in _folders(root) if p.name.startswith(TEMP)]
+
+
+def sweep(root: Path, dry_run: bool = False, now: float | None = None) -> list[str]:
+    """Delete the temp folders of writers that are gone (:func:`dead`); return their names."""
+    gone = [p for p in temp_folders(root) if dead(p, now)]
+    for p in [] if dry_run else gone:
+        shutil.rmtree(p, ignore_errors=True)
+        _done()
+    return [p.name for p in gone]
+
+
 def entries(root: Path) -> tuple[list[dict], list[str]]:
     """(entries, notes): every whole entry of ``root`` (its manifest, plus ``path``, ``bytes`` and
-    ``mtime``), and a line for each folder that is not one (another layout, no manifest)."""
+    ``mtime``), and a line for each folder that is not one (another layout, no manifest, unreadable).
+    CacheError when ``root`` itself cannot be read."""
     found, notes = [], []
-    try:
-        paths = sorted(p for p in Path(root).iterdir() if p.is_dir() and ID.match(p.name))
-    except FileNotFoundError:
-        return [], []
-    for path in paths:
+    for path in (p for p in _folders(root) if ID.match(p.name)):
         try:
             meta = _entry(path)
+            found.append({**meta, "path": path, "bytes": _size(path), "mtime": (path / ENTRY).stat().st_mtime})
         except (ValueError, LookupError) as exc:
             notes.append(f"{path.name[:12]}: ignored ({exc})")
-            continue
-        size = sum(f.stat().st_size for f in path.iterdir())
-        found.append({**meta, "path": path, "bytes": size, "mtime": (path / ENTRY).stat().st_mtime})
+        except OSError as exc:  # unreadable, or pruned while we looked
+            notes.append(f"{path.name[:12]}: ignored (cannot be read: {exc.strerror or exc})")
     return found, notes
 
 
@@ -408,32 +599,54 @@ def human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def listing(root: Path) -> str:
-    """``introspect cache list``: one line per entry and the total."""
+def listing(root: Path, verify_files: bool = False) -> tuple[str, int]:
+    """``introspect cache list``: (one line per entry, the temp folders and the total; how many
+    entries are damaged). With ``verify_files`` every entry is checked (:func:`verify`: sizes,
+    SHA-256, the checkpoint's checksum) and marked; otherwise none is (0 damaged)."""
     found, notes = entries(root)
-    lines = [f"run cache {root}: {len(found)} entries"]
+    temps = temp_folders(root)
+    lines, damaged = [f"run cache {root}: {len(found)} entries"], 0
     if found:
         lines.append(f"{'identity':12s}  {'method':14s} {'dataset':9s} {'model':9s} {'seed':>4s} {'epochs':>6s} "
-                     f"{'size':>10s}  {'stored (UTC)':20s}  trained on")
+                     f"{'size':>10s}  {'stored (UTC)':20s}  trained on" + ("  |  check" if verify_files else ""))
     for e in sorted(found, key=lambda e: e.get("stored_at", "")):
         r, t = e.get("run") or {}, e.get("trained") or {}
         on = f"{t.get('device_name', t.get('device', '?'))} {t.get('precision', '?')} torch {t.get('torch', '?')} on {t.get('host', '?')}"
+        check = ""
+        if verify_files:
+            try:
+                verify(e["path"])
+                check = "  |  verified"
+            except (ValueError, LookupError) as exc:
+                damaged += 1
+                check = f"  |  DAMAGED: {exc}"
         lines.append(f"{e['identity'][:12]}  {r.get('method', '?'):14s} {r.get('dataset', '?'):9s} {r.get('model', '?'):9s} "
                      f"{r.get('seed', '?'):>4} {r.get('epochs', '?'):>6} {human(e['bytes']):>10s}  "
-                     f"{e.get('stored_at', '?'):20s}  {on}")
+                     f"{e.get('stored_at', '?'):20s}  {on}{check}")
     lines += [f"  {n}" for n in notes]
+    if temps:
+        gone = sum(1 for p in temps if dead(p))
+        lines.append(f"  {len(temps)} temp folder(s) of unfinished writes: {len(temps) - gone} under way, {gone} of writers "
+                     "that are gone (removed by the next store or `introspect cache prune`)")
+    if verify_files:
+        lines.append(f"verified {len(found) - damaged} of {len(found)} entries; {damaged} damaged" +
+                     (" (a run that looks one up removes it and trains)" if damaged else ""))
     lines.append(f"total {human(sum(e['bytes'] for e in found))} (files shared by hard links with run folders count once on disk)")
-    return "\n".join(lines)
+    return "\n".join(lines), damaged
 
 
 def prune(root: Path, results: list[Path], older_than: float | None = None, larger_than: int | None = None,
           unreferenced: bool = False, dry_run: bool = False, now: float | None = None) -> list[str]:
-    """Delete the entries that match every filter given (``unreferenced`` alone: no filter but
-    that one) and that no run folder may use; return a line per entry deleted (or kept because a
-    run uses it)."""
+    """Delete the temp folders of writers that are gone (:func:`sweep`) and, when a filter is given,
+    the entries that match every filter given (``unreferenced`` alone: no filter but that one) and
+    that no run folder may use; return a line per folder deleted (or entry kept because a run uses it)."""
     now = time.time() if now is None else now
+    lines = [f"{'would delete' if dry_run else 'deleted'} {name}: temp folder of a writer that is gone"
+             for name in sweep(root, dry_run, now)]
+    if older_than is None and larger_than is None and not unreferenced:
+        return lines
     found, _ = entries(root)
-    restored, lines = restored_identities(results), []
+    restored = restored_identities(results)
     for e in found:
         if older_than is not None and now - e["mtime"] < older_than:
             continue
