@@ -91,7 +91,8 @@ def test_killed_run_resumes_bit_identical(tmp_path, synthetic_path, method):
     """SIGKILL a training process after its 2nd checkpoint, mid-epoch; the rerun resumes from the
     checkpoint (not from scratch) and ends with the metrics of an uninterrupted run, bit for bit."""
     common = ["train", "--dataset", "synthetic", "--model", "resnet8", "--method", method, "--epochs", "5",
-              "--device", "cpu", "--set", f"dataset.path={synthetic_path}", "--set", "batch_size=16"]
+              "--device", "cpu", "--set", f"dataset.path={synthetic_path}", "--set", "batch_size=16",
+              "--cache", "off"]  # the run must train (the session's cache would restore the uninterrupted one)
     if method.startswith("le"):
         common += ["--set", "method.warmup=1", "--set", "method.explainer=grad"]
     whole = subprocess.run(_cli(*common, "--out", str(tmp_path / "whole")), capture_output=True, text=True, check=True)
