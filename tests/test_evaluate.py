@@ -322,3 +322,27 @@ def test_evaluate_refuses_a_folder_without_a_run_and_out_with_several(tmp_path, 
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
     assert "no finished run" in capsys.readouterr().err
     assert main(["evaluate", "--run", str(teacher_run), "--run", str(teacher_run), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_equal_saliency_is_ranked_in_a_random_order_not_the_rasters():
+    """With a generator, pixels of equal saliency are deleted in a seeded random order: a map that is 0
+    everywhere but one pixel deletes that pixel first, then the rest not top rows first."""
+    import torch
+
+    from introspect.evaluate import margin_curves
+
+    class TopRow(torch.nn.Module):  # the margin is the mass of the first row: raster order would find it first
+        def forward(self, x):
+            top = x[:, 0, 0].sum(1, keepdim=True)
+            return torch.cat([top, torch.zeros_like(top)], 1)
+
+    x = torch.ones(1, 1, 8, 8)
+    saliency = torch.zeros(1, 8, 8)
+    saliency[0, 7, 7] = 1.0
+    classes = torch.tensor([0])
+    raster = margin_curves(TopRow(), x, saliency, classes, steps=8)[0, 0]
+    shuffled = margin_curves(TopRow(), x, saliency, classes, steps=8, ties=torch.Generator().manual_seed(0))[0, 0]
+    assert raster[1] == 1  # index order: the first eighth deleted is the salient pixel and 7 of the top row
+    assert shuffled[1] >= 6  # a random order keeps most of the top row after an eighth (seed 0: see below)
+    again = margin_curves(TopRow(), x, saliency, classes, steps=8, ties=torch.Generator().manual_seed(0))[0, 0]
+    assert torch.equal(shuffled, again)

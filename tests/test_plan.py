@@ -48,13 +48,14 @@ def test_bad_bench_file_is_one_line(tmp_path, capsys):
 
 def test_the_evaluate_job_is_counted_after_training():
     """One run's share of the evaluate job, by hand: at quick, 64 images explained with all-class
-    Grad-CAM maps (an LE step each), 2 x (8 + 1) curve points + 4 perturbations forward per image,
+    Grad-CAM maps (an LE step each), 4 x (8 + 1) curve points (deletion and insertion, real and random
+    maps) + 4 perturbations forward per image,
     plus the test split forward (forwards at a third of a CE step)."""
     plan = pipeline.load(ROOT / "params.yaml", scale="quick")
     bench = {"device": "test", "batch_size": 10, "step_ms": {"resnet8": {"ce": 3.0, "le_gradcam": 12.0}}}
     e = estimate(plan, bench)
     run = "digits/resnet8/ce/seed0"
-    forwards = 360 + 64 * (2 * 9 + 4)
+    forwards = 360 + 64 * (4 * 9 + 4)  # deletion and insertion of the real and of a random map
     assert e["evaluate"][run] == pytest.approx((forwards * 0.003 / 10 / 3 + 64 * 0.012 / 10) / 3600)
     assert "mnist5k/mlp1024/ce/seed0" not in e["evaluate"]  # the MLP's le_grad step is not in this bench
     hours = {run: 1.0}  # one job of an hour is the longest: the training part is that hour and its start-up

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from helpers import ROOT
+from helpers import BIN, ROOT
 from introspect import pipeline
 from introspect.registry import ConfigError
 from introspect.scales import FALLBACK, SCALES, at_scale
@@ -50,23 +50,36 @@ def test_row_scales_validated(tmp_path):
         pipeline.plan(params, "quick")
 
 
-def test_one_train_job_per_run_at_mnist_cut(tmp_path):
-    """`snakemake -n --config scale=mnist_cut` (docs/scales.md without -n): six train jobs, one per run,
-    each with its own log; the quick scale keeps one job per row."""
-    shutil.copy(ROOT / "params.yaml", tmp_path)  # an empty working folder: no results/ of the checkout's
+def page_commands(page: str = "docs/scales.md", heading: str = "## The full MNIST, offline") -> list[str]:
+    text = (ROOT / page).read_text()
+    block = text[text.index(heading):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip()]
 
-    def jobs(*config):
-        out = subprocess.run(["snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--config", *config], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)
+
+def test_the_full_mnist_commands_as_printed(tmp_path):
+    """docs/scales.md's commands in their order, in a folder holding only params.yaml: `prepare` and
+    `plan` for real, the DAG as a dry run (hours of training): six train jobs, one per run, each with
+    its own log; the quick scale keeps one job per row."""
+    commands = page_commands()
+    assert commands == ["introspect prepare --dataset mnist", "introspect plan --scale mnist_cut",
+                        "snakemake --cores all --config scale=mnist_cut"]
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    for command in commands[:2]:
+        out = subprocess.run([str(BIN / "introspect"), *command.split()[1:]], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, command + out.stderr
+    assert '"train": 54000' in out.stdout or "scale mnist_cut" in out.stdout
+
+    def train_jobs(command: str) -> tuple[int, str]:
+        argv = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *command.split()[1:], "-n"]
+        out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout + out.stderr
-        table = out.stdout + out.stderr
-        return int(re.search(r"^train\s+(\d+)$", table, re.M).group(1)), table
+        return int(re.search(r"^train\s+(\d+)$", out.stdout + out.stderr, re.M).group(1)), out.stdout + out.stderr
 
-    count, text = jobs("scale=mnist_cut")
-    assert count == 6
-    assert "logs/train/mnist/mlp1024/le_grad/seed2.log" in text
-    count, _ = jobs("scale=quick")
-    assert count == 44
+    count, text = train_jobs(commands[2])
+    assert count == 6 and "logs/train/mnist/mlp1024/le_grad/seed2.log" in text
+    assert "prepare" not in re.findall(r"^(\w+)\s+\d+$", text, re.M)  # prepared by the first command
+    assert train_jobs("snakemake --cores all --config scale=quick")[0] == 44
 
 
 def test_no_scale_is_named_like_a_dataset():

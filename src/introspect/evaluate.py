@@ -134,18 +134,25 @@ def margin_of(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 
 def margin_curves(model, x: torch.Tensor, saliency: torch.Tensor, classes: torch.Tensor, steps: int = STEPS,
-                  baseline: float = 0.0) -> torch.Tensor:
+                  baseline: float = 0.0, ties: torch.Generator | None = None) -> torch.Tensor:
     """The deletion and insertion curves of Petsiuk et al. 2018 (RISE, Sec. 4.1), read on the logit
     margin: [2, b, steps + 1] float64, row 0 deletion, row 1 insertion, each m(x_f) = z_c(x_f) −
     max_{k≠c} z_k(x_f) of ``classes`` c (:func:`margin_of`) at f = 0, 1/steps, ..., 1.
 
-    Pixels (every channel of a position together) are ranked by ``saliency`` [b, H, W], highest first
-    (ties in index order). Deletion sets the top fraction f of them to ``baseline``; insertion starts
+    Pixels (every channel of a position together) are ranked by ``saliency`` [b, H, W], highest first;
+    equal values in index order, or with ``ties`` (a seeded generator) in a random order: a ReLU'd
+    Grad-CAM map has many pixels at exactly 0, and index order would delete them top rows first, a
+    property of the raster, not of the map. Deletion sets the top fraction f of them to ``baseline``; insertion starts
     from an all-``baseline`` image and puts back the top fraction f. Both curves go from the clean
     image to the all-baseline one (deletion at f = 0 and insertion at f = 1 are the clean image):
     only the order, the map's, differs between maps. :func:`faithfulness` turns them into scores."""
     b, _, h, w = x.shape
-    order = saliency.flatten(1).argsort(dim=1, descending=True, stable=True)
+    flat = saliency.flatten(1)
+    if ties is None:
+        order = flat.argsort(dim=1, descending=True, stable=True)
+    else:  # a stable sort of randomly permuted pixels, mapped back: equal values in random order
+        perm = torch.randperm(h * w, generator=ties).to(flat.device)
+        order = perm[flat[:, perm].argsort(dim=1, descending=True, stable=True)]
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w, device=x.device).expand(b, -1))
     curves = []
     with torch.no_grad():
@@ -302,6 +309,7 @@ def explanation_quality(model, explainer: str, batches, teacher=None, steps: int
     the device: it differs from the real map in its content only."""
     ex = build_explainer(explainer, model, key="--explainer")
     gen = torch.Generator().manual_seed(random_maps_seed(seed))
+    tie_order = torch.Generator().manual_seed(random_maps_seed(seed) + 1)  # equal saliency: a random order
     sums = {"infidelity": 0.0, "teacher_agreement": 0.0}
     curves: dict[str, list[torch.Tensor]] = {"real": [], "random": []}
     clean, ties, blank_images = [], [], []
@@ -316,7 +324,7 @@ def explanation_quality(model, explainer: str, batches, teacher=None, steps: int
         own = maps[torch.arange(len(x), device=x.device), classes]  # the predicted class's map
         noise = torch.rand(own.shape, generator=gen).to(own.device)
         for name, saliency in (("real", own), ("random", noise)):
-            curves[name].append(margin_curves(model, x, to_image(saliency, x.shape[-2:]), classes, steps))
+            curves[name].append(margin_curves(model, x, to_image(saliency, x.shape[-2:]), classes, steps, ties=tie_order))
         if n == 0:
             blank = blank_class(model, x)
         tie, blank_image = left_out(logits, classes, blank)

@@ -163,7 +163,8 @@ def evaluate_seconds(run: Run, step_ms: dict[str, float], batch_size: int, scale
         return None
     ce, maps = (step_ms[k] / 1000 / batch_size for k in ("ce", explainer))
     s = evaluate_settings(scale)
-    forwards = TEST[run.dataset] + s["images"] * (2 * (s["steps"] + 1) + s["perturbations"])
+    # deletion and insertion curves, each for the real and for a random map (the faithfulness baseline)
+    forwards = TEST[run.dataset] + s["images"] * (4 * (s["steps"] + 1) + s["perturbations"])
     return forwards * ce * EVAL_SHARE + s["images"] * maps
 
 
@@ -309,14 +310,15 @@ def calibrate(bench: dict | None, probe=None, steps: int = PROBE_STEPS) -> Calib
         measured, busy = probe(points, steps)
     except (RuntimeError, OSError, MemoryError) as exc:  # torch cannot run here: the bench's own times
         return Calibration(None, f"bench not calibrated: the probe failed ({type(exc).__name__}: {exc})")
-    by_point = {(e["dataset"], e["batch_size"]): e["step_ms"] for e in _entries(bench)}
-    ratios = {p: measured[p] / by_point[p[:2]][p[2]]["ce"] for p in points}
+    # keyed by model too: a joined bench may hold two entries of one dataset and batch size
+    by_point = {(e["dataset"], e["batch_size"], m): ms for e in _entries(bench) for m, ms in e["step_ms"].items()}
+    ratios = {p: measured[p] / by_point[p]["ce"] for p in points}
     ratio = statistics.median(ratios.values())
     speed = (f"{ratio:.1f}x slower than the bench's" if ratio >= 1.05 else
              f"{1 / ratio:.1f}x faster than the bench's" if ratio <= 1 / 1.05 else f"as fast as the bench's ({ratio:.2f}x)")
     detail = ("# calibration: this CPU's CE step, one thread, CPU time, median of "
               f"{steps}: " + ", ".join(f"{m} on {d} at batch {b} {measured[(d, b, m)]:.1f} ms "
-                                       f"(bench {by_point[(d, b)][m]['ce']:.1f})" for d, b, m in points)
+                                       f"(bench {by_point[(d, b, m)]['ce']:.1f})" for d, b, m in points)
               + f"; every figure is the bench's x {ratio:.2f} (the median ratio)")
     if busy > 1.3:
         detail += (f"; the probe's wall clock ran {busy:.1f}x its CPU time: other work shares these cores, "

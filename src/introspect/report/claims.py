@@ -127,7 +127,8 @@ def evaluate(claim: dict, plan: Plan, results: Results, paper: Paper | None = No
     for at_place in zip(*out.values()):  # one line per protocol at each place: the same runs
         ran = [t for t in at_place[0].tests if t.run]
         if ran:
-            assess(at_place[0], [r for t in ran for r in t.runs], min(min(t.a_stat.n, t.b_stat.n) for t in ran))
+            # the test pairs seeds: the seeds both sides ran (not the fewer side's count) are what it rests on
+            assess(at_place[0], [r for t in ran for r in t.runs], min(t.n_pairs for t in ran))
             for line in at_place[1:]:
                 line.status, line.evidence = at_place[0].status, at_place[0].evidence
     return out

