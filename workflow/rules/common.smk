@@ -44,7 +44,9 @@ def train_job_outputs():
 
 
 def train_job_log():
-    return "logs/train/{dataset}/{model}/{variant}" + ("/seed{seed}" if PLAN.train_jobs == "seed" else "") + ".log"
+    if PLAN.train_jobs == "seed":
+        return "logs/train/{dataset}/{model}/{variant}/seed{seed}.log"
+    return "logs/train/{dataset}/{model}/{variant}.log"
 
 
 def receipt(run_id):
