@@ -42,8 +42,13 @@ def save_torch(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def json_bytes(obj) -> bytes:
+    """The bytes of a JSON file of ours: indented, keys sorted, a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def save_json(obj, path: Path) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(path, lambda f: f.write(json_bytes(obj)))
 
 
 def save_parquet(rows: list[dict], path: Path) -> None:

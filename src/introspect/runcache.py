@@ -121,9 +121,9 @@ def _done() -> None:
 
 def _save_json(obj, path: Path) -> None:
     """fileio.save_json's file, with a kill point once its temp file is written and once it is renamed."""
-    from .fileio import atomic_write
+    from .fileio import atomic_write, json_bytes
 
-    text = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()  # = fileio.save_json's
+    text = json_bytes(obj)
     atomic_write(path, lambda f: (f.write(text), _done()))
     _done()
 
