@@ -19,12 +19,13 @@ from .judge import DECIDED, REDUCED, REHEARSAL, Line
 from ..config import recipe, resolve
 from ..data import DATASETS
 from ..pipeline import Run
+from ..plan import FULL_TRAIN, TEST
 from ..registry import ConfigError
 
 MIN_SEEDS = 3  # seeds per side (and of explanation data, for C10) a decided verdict needs
 # The training and test images of the paper's datasets (LeCun et al. 1998; Krizhevsky 2009), what a
-# run's data is measured against.
-PAPER_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+# run's data is measured against: the plan's own sizes of those datasets.
+PAPER_SIZES = {d: (FULL_TRAIN[d], TEST[d]) for d in ("mnist", "cifar10")}
 PAPER_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR10"}
 
 
