@@ -19,7 +19,8 @@ from introspect.report.beyond import reliability_stems
 from introspect.analysis import pair_scores
 from introspect.provenance import tool_digest
 from introspect.report.claims import read_claims
-from introspect.report.results import EVALUATION_METRICS, dataset_digest
+from introspect.provenance import dataset_digest
+from introspect.report.results import EVALUATION_METRICS
 
 REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference"
 PARAMS = {

@@ -103,7 +103,7 @@ def test_a_checkpoint_from_before_checksums_is_still_read(tmp_path):
 
 
 def test_speed_options_do_not_change_which_run_it_is():
-    from introspect.train import same_config
+    from introspect.runfolder import same_config
 
     a = {"seed": 0, "device": "cpu", "precision": "auto", "channels_last": "auto", "compile": False}
     assert same_config(a, dict(a, device="cuda", precision="bf16", channels_last="on", compile=True))

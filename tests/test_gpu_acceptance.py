@@ -38,7 +38,7 @@ import torch
 
 from introspect.methods import METHODS
 from introspect.models import MODELS
-from introspect.train import speed_settings
+from introspect.data import speed_settings
 from test_explain import CASES, captum_maps, model_and_input
 from test_faults import command, tiny
 from test_methods import CONV_ONLY, RESNET_ONLY

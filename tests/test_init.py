@@ -5,7 +5,8 @@ import json
 import torch
 
 from introspect.config import resolve
-from introspect.train import build, init_seed, teacher_depth
+from introspect.methods.runs import build
+from introspect.train import init_seed, teacher_depth
 
 
 def cfg(synthetic_path, method):

@@ -5,13 +5,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "introspect"
 LAYERS = [  # (layer, modules); a module may import its own layer and those before it
-    ("base", {"registry", "scales", "fileio", "checkpoint", "gpu", "data"}),
+    ("base", {"registry", "scales", "fileio", "runfolder", "checkpoint", "gpu", "data"}),
     ("models", {"models"}),
     ("explain", {"explain"}),
     ("methods", {"methods"}),
     ("train", {"train", "provenance", "config", "analysis", "evaluate", "bench", "runcache"}),
-    ("pipeline", {"pipeline", "plan", "bench_cache", "console"}),
-    ("report", {"report", "status"}),
+    ("pipeline", {"pipeline", "plan", "bench_cache", "console", "status"}),  # status: staleness is provenance's
+    ("report", {"report"}),
     ("cli", {"cli", "__init__", "__main__"}),
 ]
 LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
@@ -58,6 +58,25 @@ def test_no_import_runs_back_up_the_layers():
                 upward.append(f"{path.relative_to(PACKAGE)} ({LAYERS[LEVEL[source]][0]}) imports {target} "
                               f"({LAYERS[LEVEL[top(target)]][0]})")
     assert upward == []
+
+
+def test_only_the_cli_imports_the_training_loop():
+    """The training loop is a leaf: evaluation, explanation, the bench, the plan and the report take
+    what they share with it from below (runfolder, data, methods.runs), so their code digests do not
+    follow the loop's edits. The CLI's train job is its one importer."""
+    importers = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                       if "train" in imports(path.read_text(), path.relative_to(PACKAGE).with_suffix("").parts))
+    assert importers == ["cli.py"]
+
+
+def test_the_run_folder_module_loads_without_torch():
+    """`introspect status` and `introspect cache` read run folders through runfolder: no torch there."""
+    import subprocess
+    import sys
+
+    code = "import sys, introspect.runfolder, introspect.runcache; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_check_sees_every_kind_of_import():

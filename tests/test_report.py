@@ -18,7 +18,8 @@ from introspect.config import resolve
 from introspect.report import make_report
 from introspect.report import claims, claims_read, evidence, judge, rank_check, render, stats
 from introspect.provenance import of_run, tool_digest
-from introspect.report.results import Stat, dataset_digest
+from introspect.provenance import dataset_digest
+from introspect.report.results import Stat
 
 REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference"
 LE = {"method": "le", "set": {"method.explainer": "gradcam"}}

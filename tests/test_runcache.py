@@ -15,7 +15,8 @@ import pytest
 
 from introspect import runcache
 from introspect.config import resolve
-from introspect.train import MACHINE_KEYS, train
+from introspect.runfolder import MACHINE_KEYS
+from introspect.train import train
 
 BIN = Path(sys.executable).parent
 
@@ -35,12 +36,12 @@ def with_prov(cfg, data="d" * 64, learned=None):
     return {**cfg, "provenance": {"code": "c" * 64, "data": data, "learned_from": learned or {}}}
 
 
-def test_names_are_trains_and_listing_needs_no_torch():
-    from introspect import checkpoint, provenance, train as training
+def test_names_are_the_run_folders_and_listing_needs_no_torch():
+    from introspect import checkpoint, provenance, runfolder
 
     assert runcache.MACHINE == MACHINE_KEYS
-    assert set(runcache.WRITTEN) == set(training.RUN_FILES) - {"checkpoint.prev.pt", "explanations.pt", "evaluation.json"} | {training.PROGRESS}
-    assert (runcache.NAME, runcache.PREVIOUS, runcache.RECEIPT) == (checkpoint.NAME, checkpoint.PREVIOUS, provenance.RECEIPT)
+    assert set(runcache.WRITTEN) == set(runfolder.RUN_FILES) - {"checkpoint.prev.pt", "explanations.pt", "evaluation.json"} | {runfolder.PROGRESS}
+    assert (runfolder.NAME, runfolder.PREVIOUS, runfolder.RECEIPT) == (checkpoint.NAME, checkpoint.PREVIOUS, provenance.RECEIPT)
     code = "import sys, introspect.cli, introspect.runcache; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 

@@ -7,7 +7,8 @@ import torch
 
 from introspect.checkpoint import read_checkpoint
 from introspect.config import resolve
-from introspect.train import speed_settings, train
+from introspect.data import speed_settings
+from introspect.train import train
 
 
 def cfg_for(path, **over):

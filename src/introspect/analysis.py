@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 from .checkpoint import NAME, model_weights, read_checkpoint
-from .data import load_prepared, loader
+from .data import load_prepared, loader, pick_device
 from .explain import build_explainer, class_similarity, cosine_to_class
 from .fileio import save_torch
 from .methods.runs import build
 from .provenance import tool_digest
-from .train import pick_device
 
 # C10's text: the class pairs Figure 2 should put close, per paper dataset.
 FIGURE2_PAIRS = {"cifar10": [("truck", "automobile"), ("dog", "cat")],

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from .data import DATASETS, DeviceLoader
+from .data import DATASETS, DeviceLoader, pick_device, speed_settings
 from .explain import EXPLAINERS
 from .methods import METHODS
 from .models import MODELS
 from .registry import ConfigError
 from .config import family
-from .train import pick_device, speed_settings
 
 SHAPES = {"mlp": "mnist"}  # the dataset each family is benchmarked on (default: cifar10)
 TEACHERS = {"resnet": "resnet26", "cnn": "cnn10", "mlp": "mlp1024"}  # the paper's teacher per family

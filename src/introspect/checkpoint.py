@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from .fileio import atomic_write
+from .runfolder import NAME, PREVIOUS
 
 MAGIC = b"introspect-checkpoint sha256="
-NAME, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
 
 class CheckpointError(RuntimeError):

@@ -41,11 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from .analysis import load_run, pair_scores
-from .data import load_prepared, loader
+from .data import load_prepared, loader, pick_device
 from .explain import build_explainer, class_similarity, gradcam_of_class
 from .fileio import save_json
 from .provenance import checkpoint_digest, tool_digest
-from .train import pick_device
 
 NAME = "evaluation.json"
 N_BINS = 15  # equal-width confidence bins of the ECE and the reliability diagram

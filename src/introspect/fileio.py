@@ -11,8 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
-import torch
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -39,6 +37,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def save_torch(obj, path: Path) -> None:
+    import torch  # here: the JSON writers serve modules that never load torch
+
     atomic_write(path, lambda f: torch.save(obj, f))
 
 

@@ -32,15 +32,16 @@ import sys
 from pathlib import Path
 
 from .checkpoint import MAGIC, NAME
+from .config import resolve
 from .data import DATASETS
 from .methods import METHODS
 from .models import MODELS
+from .runfolder import RECEIPT, same_config  # RECEIPT: part of this module's interface too
 
 PACKAGE = __name__.rsplit(".", 1)[0]
 # The shared training core: every run executes these, whatever its method and model.
 CORE = ("train", "checkpoint", "data", "data.base", "data.prepared", "data.device", "fileio", "config", "registry",
-        "methods.runs", "methods.base", "models.layers")
-RECEIPT = "provenance.json"
+        "methods.runs", "methods.base", "models.layers", "runfolder")
 
 
 def _source_digest(path: Path) -> str:
@@ -173,3 +174,31 @@ def differences(recorded: dict | None, current: dict, check_data: bool = True) -
     if check_data and recorded.get("data") != current["data"]:
         why.append("its dataset changed")
     return why
+
+
+def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None:
+    """The SHA-256 a prepared dataset file records (read, not recomputed; kept in ``cache``), or None."""
+    if path not in cache:
+        import torch
+
+        try:
+            cache[path] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["sha256"]
+        except Exception:
+            cache[path] = None
+    return cache[path]
+
+
+def staleness(planned: dict, config: dict | None, datasets: dict[str, str | None]) -> list[str]:
+    """Why a finished run planned as ``planned`` (its unresolved config), whose folder holds the
+    resolved ``config``, is not current (empty: current): its config is not the plan's, or its code,
+    teacher or data changed since. ``datasets``: a cache of prepared datasets' digests."""
+    if config is None:
+        return ["its config.json is missing or unreadable"]
+    try:
+        resolved = resolve(planned)
+    except Exception as exc:  # the plan was validated; a resolve error here means the run is foreign
+        return [f"its planned config does not resolve ({exc})"]
+    if not same_config(config, resolved):
+        return ["its config is not the plan's"]
+    data = dataset_digest(config["dataset"].get("path"), datasets)
+    return differences(config.get("provenance"), of_run(config, data), check_data=data is not None)

@@ -1,7 +1,7 @@
 """Train once, reuse everywhere: a content-addressed cache of finished runs.
 
 A finished run's *identity* is one SHA-256 of what determines what it computes (:func:`identity`):
-its resolved config without the machine settings (:data:`introspect.train.MACHINE_KEYS`) and
+its resolved config without the machine settings (:data:`introspect.runfolder.MACHINE_KEYS`) and
 without the folders it names (``dataset.path``, ``method.teacher``, ``init``: they differ between
 clones), the digest of its code, of its data, and of the final checkpoint of every run it learned
 from, by role (``teacher``, ``init``), not by folder. Where it was trained (device, precision, torch)
@@ -41,23 +41,22 @@ import tempfile
 import time
 from pathlib import Path
 
-# checkpoint, fileio and provenance import torch: imported where used, so that `introspect cache
-# list` and `prune` start in a fraction of a second
-NAME, PREVIOUS, RECEIPT = "checkpoint.pt", "checkpoint.prev.pt", "provenance.json"  # = checkpoint's, provenance's
+# checkpoint and provenance import torch: imported where used, so that `introspect cache list` and
+# `prune` start in a fraction of a second
+from .runfolder import CONFIG, HISTORY, METRICS, NAME, PREVIOUS, PROGRESS, RECEIPT, SUPERSEDED
+from .runfolder import MACHINE_KEYS as MACHINE
 
 LAYOUT = 1  # entry.json's "layout"; an entry of another layout is ignored (listed as such)
 ENV = "INTROSPECT_CACHE"  # the cache folder; "off" turns restoring and storing off
 DEFAULT = ".introspect/cache"  # params.yaml's cache.dir (relative to the working directory)
 ENTRY = "entry.json"
-FILES = (NAME, "history.parquet", "metrics.json")  # what a restored run needs besides its config
-MACHINE = ("device", "precision", "channels_last", "compile")  # = train.MACHINE_KEYS (train imports this module)
+FILES = (NAME, HISTORY, METRICS)  # what a restored run needs besides its config
 ID = re.compile(r"^[0-9a-f]{64}$")
-SUPERSEDED = "superseded"
 STAGING = ".restoring.tmp"  # inside a run folder: a restore's files before they are renamed into place
-COMMIT = (*FILES, "config.json", RECEIPT)  # a restore's files, in the order they are renamed: the receipt last
-# What a run writes into its folder (train.RUN_FILES and train.PROGRESS, no explanations or evaluation):
+COMMIT = (*FILES, CONFIG, RECEIPT)  # a restore's files, in the order they are renamed: the receipt last
+# What a run writes into its folder (runfolder.RUN_FILES less explanations and evaluation, and progress):
 # a temp file of one of these (".<name>.*.tmp") at the start of a run was left by a killed writer.
-WRITTEN = ("config.json", NAME, "history.parquet", "metrics.json", RECEIPT, "progress.json")
+WRITTEN = (CONFIG, NAME, HISTORY, METRICS, RECEIPT, PROGRESS)
 TEMP = ".tmp-"  # the cache root's temp folders: .tmp-<pid>@<host>+<what>
 OWNER = re.compile(r"^\.tmp-(\d+)@([^+]*)\+")
 DEAD_AFTER = 3600.0  # seconds without a change after which a temp folder's writer is taken to be gone (any host)

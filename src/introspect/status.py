@@ -19,7 +19,6 @@ Reading the tree needs no torch: this module imports only the standard library. 
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -27,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .console import duration
-
-PROGRESS = "progress.json"
+from .runfolder import NAME, PROGRESS, read_json
 OUT_OF_DATE = "**Out of date**"  # how reports/index.md starts while a run of the workflow changes results/
 
 
@@ -49,14 +47,6 @@ def mark_out_of_date(index: Path, why: str) -> bool:
     tmp.write_text(head + "".join(lines))
     os.replace(tmp, index)
     return True
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def alive(progress: dict, now: float) -> bool:
@@ -104,25 +94,25 @@ def run_state(folder: Path, run_id: str, epochs: int, now: float) -> RunState:
         per_epoch = sum(seconds) / len(seconds) if seconds else None
         state = "running" if alive(progress, now) else "interrupted"
         return RunState(run_id, state, int(progress.get("epoch", 0)), int(progress.get("epochs", epochs)), per_epoch)
-    if (path / "checkpoint.pt").is_file():
+    if (path / NAME).is_file():
         return RunState(run_id, "interrupted", 0, epochs)
     return RunState(run_id, "missing", 0, epochs)
 
 
 def collect(plan, folder: Path, check_current: bool = True) -> dict[str, RunState]:
     """Every planned run's state under ``folder``; a finished run is checked against the plan and the
-    code as the report checks it (:func:`introspect.report.results.staleness`)."""
+    code as the report checks it (:func:`introspect.provenance.staleness`)."""
     from .plan import epochs_of
 
     now = time.time()
     states = {run_id: run_state(Path(folder), run_id, epochs_of(run), now) for run_id, run in sorted(plan.runs.items())}
     if check_current:
-        from .report.results import staleness
+        from .provenance import staleness
 
         datasets: dict[str, str | None] = {}
         for run_id, st in states.items():
             if st.state == "current":
-                st.why = staleness(plan.runs[run_id], read_json(Path(folder) / run_id / "config.json"), datasets)
+                st.why = staleness(plan.runs[run_id].config, read_json(Path(folder) / run_id / "config.json"), datasets)
                 st.state = "stale" if st.why else "current"
     return states
 

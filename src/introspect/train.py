@@ -16,22 +16,23 @@ from __future__ import annotations
 import collections
 import json
 import math
-import os
-import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from .checkpoint import NAME, PREVIOUS, CheckpointError, load_latest, model_weights, read_checkpoint, save_checkpoint
-from .data import DataError, load_prepared, loader
+from .checkpoint import NAME, CheckpointError, load_latest, model_weights, read_checkpoint, save_checkpoint
+from .data import DataError, load_prepared, loader, pick_device, speed_settings
 from .fileio import save_json, save_parquet
+from .methods.base import Method
 from .methods.runs import build, refusals
-from .provenance import RECEIPT, differences, of_run
+from .provenance import differences, of_run
 from . import runcache
 from .registry import ConfigError
+from .runfolder import CONFIG, HISTORY, METRICS, RECEIPT, move_aside, same_config, write_progress
 
 # MultiStepLR keeps its milestones in a Counter; allow it in weights-only checkpoint loading.
 torch.serialization.add_safe_globals([collections.Counter])
@@ -39,21 +40,6 @@ torch.serialization.add_safe_globals([collections.Counter])
 
 class Diverged(RuntimeError):
     """The loss became non-finite; the run stopped and its last good checkpoint is kept."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda asked for but no CUDA device is visible; choices here: auto, cpu")
-    return torch.device(name)
-
-
-def speed_settings(cfg: dict, device: torch.device) -> tuple[bool, bool]:
-    """(bf16 autocast, channels_last) for this run on ``device``: "auto" means on with CUDA."""
-    cuda = device.type == "cuda"
-    bf16 = cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and cuda and torch.cuda.is_bf16_supported())
-    return bf16, cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and cuda)
 
 
 @torch.no_grad()
@@ -148,44 +134,29 @@ def init_seed(cfg: dict) -> int:
     return cfg["seed"] + 1_000_003 * teacher_depth(cfg)
 
 
-MACHINE_KEYS = ("device", "precision", "channels_last", "compile")  # how a run is computed, not which run
+@dataclass
+class Training:
+    """A run ready to train: its resolved config (with its provenance), folder, log and name, and
+    what trains it, built in the order that fixes its numbers (the seed, then the model)."""
+    cfg: dict
+    out: Path
+    log: object
+    name: str
+    device: torch.device
+    data: dict
+    model: torch.nn.Module
+    method: Method
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator  # the data order and augmentation: seeded with the seed alone
+    bf16: bool
+    channels_last: bool
 
+    def say(self, line: str) -> None:
+        print(f"[{self.name}] {line}", file=self.log, flush=True)
 
-def same_config(a: dict, b: dict) -> bool:
-    """Whether two resolved configs name the same run (machine settings and provenance aside)."""
-    strip = lambda c: {k: v for k, v in c.items() if k not in (*MACHINE_KEYS, "provenance")}  # noqa: E731
-    return strip(a) == strip(b)
-
-
-# What a run folder holds, by the training loop, `introspect explain` and `introspect evaluate`.
-RUN_FILES = ("config.json", NAME, PREVIOUS, "history.parquet", "metrics.json", "explanations.pt", "evaluation.json",
-             RECEIPT)
-SUPERSEDED = "superseded"
-PROGRESS = "progress.json"  # where a run in training stands, read by `introspect status` (introspect.status)
-
-
-def write_progress(out: Path, history: list[dict], epochs: int) -> None:
-    """Atomically record the epochs done, their seconds, and who trains (host, process): at the start
-    and after every epoch."""
-    save_json({"epoch": len(history), "epochs": epochs, "seconds": [round(h["seconds"], 3) for h in history],
-               "updated": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, out / PROGRESS)
-
-
-def move_aside(out: Path, reason: str) -> Path:
-    """Keep a superseded run whole: every file of it goes to ``out/superseded/<UTC time>/`` with
-    ``superseded.json`` saying when and why; nothing is deleted."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest = out / SUPERSEDED / stamp
-    for n in range(1, 1000):  # two supersessions within one second keep both
-        if not dest.exists():
-            break
-        dest = out / SUPERSEDED / f"{stamp}-{n}"
-    dest.mkdir(parents=True)
-    for name in RUN_FILES:
-        if (out / name).exists():
-            (out / name).rename(dest / name)
-    save_json({"superseded_at": stamp, "reason": reason}, dest / "superseded.json")
-    return dest
+    def machine(self) -> dict:
+        return runcache.machine(self.device.type, self.bf16)
 
 
 def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path | None = None,
@@ -199,16 +170,23 @@ def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path |
     (:mod:`introspect.runcache`; ``restore=False``: neither). ``log``: default the standard error of
     the moment of the call (not of the import: a caller may have redirected it since).
     """
-    log = log or sys.stderr
-    out = Path(out)
-    metrics_path = out / "metrics.json"
+    run = prepare(cfg, Path(out), log or sys.stderr)
+    history, finished = resume_or_restore(run, supersede, cache, restore)
+    if finished is not None:
+        return finished
+    train_epochs(run, history)
+    return finish(run, history, cache, restore)
+
+
+def prepare(cfg: dict, out: Path, log) -> Training:
+    """The device, the data, the run's provenance, then (seeded) the model, its method, the
+    optimizer, the lr schedule and the data order's generator."""
     device = pick_device(cfg["device"])
     torch.backends.cudnn.benchmark = device.type == "cuda"  # shapes are fixed within a run: autotune once
     data = load_prepared(Path(cfg["dataset"]["path"]), cfg["dataset"]["name"])
     if data["name"] != cfg["dataset"]["name"]:
         raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
-
     cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
 
     torch.manual_seed(init_seed(cfg))
@@ -226,72 +204,85 @@ def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path |
     opt = torch.optim.SGD(method.trainable_parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=o["milestones"], gamma=o["gamma"])
     gen = torch.Generator(device=device).manual_seed(cfg["seed"])
-    history: list[dict] = []
+    return Training(cfg, out, log, name, device, data, model, method, opt, sched, gen, bf16, channels_last)
 
+
+def resume_or_restore(run: Training, supersede: bool, cache: Path | None, restore: bool) -> tuple[list[dict], dict | None]:
+    """Where the run starts: (the epochs done, None), or (…, its final metrics) when it is finished
+    already (found complete and current, or restored from a copy). A folder holding another config
+    is refused or (``supersede``) moved aside; a stale run is moved aside; a checkpoint of this run
+    is resumed; else the run starts from its ``init`` weights, if any. Writes ``config.json``."""
+    cfg, out = run.cfg, run.out
     state, note = load_latest(out)
-    state = runcache.resumable(state, out, log, name)  # a half restore is taken back; a restored run's config is this clone's
+    state = runcache.resumable(state, out, run.log, run.name)  # a half restore is taken back; a restored run's config is this clone's
     if note:
-        print(f"[{name}] {note}", file=log, flush=True)
+        run.say(note)
     if state is not None and not same_config(state["config"], cfg):
         if not supersede:
             raise ConfigError(f"{out}: holds a run with a different config; use another --out, or --supersede to move it aside")
-        print(f"[{name}] the config changed: the previous run moved to {move_aside(out, 'its config changed')}; "
-              "starting over", file=log)
+        print(f"[{run.name}] the config changed: the previous run moved to {move_aside(out, 'its config changed')}; "
+              "starting over", file=run.log)
         state = None
     stale = differences(state["config"].get("provenance"), cfg["provenance"]) if state is not None else []
     if stale:  # same config, but not what the current code would train from what it learns from now
         why = "; ".join(stale)
-        print(f"[{name}] stale ({why}): the previous run moved to {move_aside(out, why)}; starting over", file=log)
+        print(f"[{run.name}] stale ({why}): the previous run moved to {move_aside(out, why)}; starting over", file=run.log)
         state = None
-    if state is None and (restored := runcache.lookup(cfg, out, cache, log, name, restore)) is not None:
-        return restored
+    if state is None and (restored := runcache.lookup(cfg, out, cache, run.log, run.name, restore)) is not None:
+        return [], restored
+    history: list[dict] = []
     if state is not None:
-        method.load_state_dict(state["method"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"], gen, device, name, log)
+        run.method.load_state_dict(state["method"])
+        run.opt.load_state_dict(state["optimizer"])
+        run.sched.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], run.gen, run.device, run.name, run.log)
         history = state["history"]
-        if len(history) == cfg["epochs"] and metrics_path.exists():
-            print(f"[{name}] already complete and current in {out}", file=log)
+        if len(history) == cfg["epochs"] and (out / METRICS).exists():
+            print(f"[{run.name}] already complete and current in {out}", file=run.log)
             save_json(cfg["provenance"], out / RECEIPT)  # the workflow deletes it before it reruns a job
             if restore:  # a store killed midway is done now: the run is whole, the cache may lack it
-                runcache.store(cfg, out, cache, log, name, runcache.machine(device.type, bf16))
-            return json.loads(metrics_path.read_text())
-        print(f"[{name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=log)
+                runcache.store(cfg, out, cache, run.log, run.name, run.machine())
+            return history, json.loads((out / METRICS).read_text())
+        print(f"[{run.name}] resuming after epoch {len(history)} from its checkpoint in {out}", file=run.log)
     elif cfg["init"]:
-        load_init(model, Path(cfg["init"]))
-        print(f"[{name}] starting from the weights of {cfg['init']}", file=log)
-    save_json(cfg, out / "config.json")
+        load_init(run.model, Path(cfg["init"]))
+        print(f"[{run.name}] starting from the weights of {cfg['init']}", file=run.log)
+    save_json(cfg, out / CONFIG)
     for warning in schedule_warnings(cfg):
-        print(f"[{name}] warning: {warning}", file=log, flush=True)
+        run.say(f"warning: {warning}")
+    return history, None
 
-    batch, augment = cfg["batch_size"], cfg["dataset"]["augment"]
-    train_batches = loader(data, "train", batch, device, augment, shuffle=True)
-    evals = {s: loader(data, s, cfg["eval_batch_size"], device) for s in ("val", "test")}
 
-    write_progress(out, history, cfg["epochs"])
+def train_epochs(run: Training, history: list[dict]) -> None:
+    """The epochs left: each trains, evaluates every network on the validation and test splits, then
+    writes the checkpoint, the history and the progress, and prints one line. A non-finite training
+    loss stops the run (:class:`Diverged`), its last good checkpoint kept."""
+    cfg, device, method, opt = run.cfg, run.device, run.method, run.opt
+    train_batches = loader(run.data, "train", cfg["batch_size"], device, cfg["dataset"]["augment"], shuffle=True)
+    evals = {s: loader(run.data, s, cfg["eval_batch_size"], device) for s in ("val", "test")}
+    write_progress(run.out, [h["seconds"] for h in history], cfg["epochs"])
     for epoch in range(len(history), cfg["epochs"]):
         t0 = time.perf_counter()
         method.train()
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         lr = opt.param_groups[0]["lr"]
-        for x, y, index in train_batches.batches(gen, with_index=True):
-            if channels_last and x.dim() == 4:
+        for x, y, index in train_batches.batches(run.gen, with_index=True):
+            if run.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.bf16):
                 loss, logits = method.loss(x, y, epoch, index=index) if method.uses_index else method.loss(x, y, epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
-        sched.step()
+        run.sched.step()
         train_loss, train_correct = torch.stack([loss_sum, correct]).tolist()
         train_seconds = time.perf_counter() - t0
         n = len(train_batches)
         if not math.isfinite(train_loss):
             kept = f"its last good checkpoint (epoch {len(history)}) is kept" if history else "no checkpoint was written"
-            raise Diverged(f"{out}: epoch {epoch + 1}: training loss is {train_loss}; run stopped, {kept}")
+            raise Diverged(f"{run.out}: epoch {epoch + 1}: training loss is {train_loss}; run stopped, {kept}")
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / n, "train_acc": 100.0 * train_correct / n}
         for prefix, net in method.networks().items():
             for split, batches in evals.items():
@@ -299,35 +290,37 @@ def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path |
         row["seconds"] = time.perf_counter() - t0
         row["images_per_s"] = n / train_seconds
         history.append(row)
-        rng = {"torch": torch.get_rng_state(), "loader": gen.get_state(), "device": device.type}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(
-            {"config": cfg, "method": method.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "rng": rng, "history": history},
-            out,
-        )
-        save_parquet(history, out / "history.parquet")
-        write_progress(out, history, cfg["epochs"])
-        print(
-            f"[{name}] epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
-            f"val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  lr {lr:g}  {row['seconds']:.1f}s  "
-            f"{row['images_per_s']:.0f} img/s" + (f"  peer test {row['peer_test_acc']:.2f}%" if "peer_test_acc" in row else ""),
-            file=log,
-            flush=True,
-        )
+        save_epoch(run, history)
+        run.say(f"epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
+                f"val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  lr {lr:g}  {row['seconds']:.1f}s  "
+                f"{row['images_per_s']:.0f} img/s" + (f"  peer test {row['peer_test_acc']:.2f}%" if "peer_test_acc" in row else ""))
 
-    save_parquet(history, out / "history.parquet")  # again: a rerun may find only the checkpoint
+
+def save_epoch(run: Training, history: list[dict]) -> None:
+    """The checkpoint (every RNG stream with it), the history and the progress after an epoch."""
+    rng = {"torch": torch.get_rng_state(), "loader": run.gen.get_state(), "device": run.device.type}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(run.device)
+    save_checkpoint({"config": run.cfg, "method": run.method.state_dict(), "optimizer": run.opt.state_dict(),
+                     "scheduler": run.sched.state_dict(), "rng": rng, "history": history}, run.out)
+    save_parquet(history, run.out / HISTORY)
+    write_progress(run.out, [h["seconds"] for h in history], run.cfg["epochs"])
+
+
+def finish(run: Training, history: list[dict], cache: Path | None, restore: bool) -> dict:
+    """The final metrics (both epoch protocols, for every network), then the receipt, then the store
+    in the run cache."""
+    save_parquet(history, run.out / HISTORY)  # again: a rerun may find only the checkpoint
     last = history[-1]
     metrics = {}
-    for prefix in method.networks():
+    for prefix in run.method.networks():
         metrics |= {f"{prefix}{k}": last[f"{prefix}{k}"] for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
         metrics[f"{prefix}test_err"] = 100.0 - last[f"{prefix}test_acc"]
         metrics |= best_val_metrics(history, prefix)
     metrics |= {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "epochs": len(history)}
-    metrics |= method.run_metrics()
-    save_json(metrics, metrics_path)
-    save_json(cfg["provenance"], out / RECEIPT)  # last: the workflow's sign that the run finished
+    metrics |= run.method.run_metrics()
+    save_json(metrics, run.out / METRICS)
+    save_json(run.cfg["provenance"], run.out / RECEIPT)  # last: the workflow's sign that the run finished
     if restore:
-        runcache.store(cfg, out, cache, log, name, runcache.machine(device.type, bf16))
+        runcache.store(run.cfg, run.out, cache, run.log, run.name, run.machine())
     return metrics

@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 
 from .base import DATASETS, SPLITS, DataError, Source
-from .device import AUGMENTATIONS, DeviceLoader, augment_batch, loader
+from .device import AUGMENTATIONS, DeviceLoader, augment_batch, loader, pick_device, speed_settings
 from .download import torchvision_split
 from .folder import Folder
 from .prepared import checksum, load_prepared, prepare, stratified_split
@@ -22,4 +22,5 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(sources.__path__)):
     importlib.import_module(f"{sources.__name__}.{_module}")
 
 __all__ = ["AUGMENTATIONS", "DATASETS", "SPLITS", "DataError", "DeviceLoader", "Folder", "Source", "augment_batch",
-           "checksum", "load_prepared", "loader", "prepare", "stratified_split", "torchvision_split"]
+           "checksum", "load_prepared", "loader", "pick_device", "prepare", "speed_settings", "stratified_split",
+           "torchvision_split"]

@@ -1,6 +1,7 @@
 """Training keeps a whole split on the training device and augments each batch there, vectorized:
 4-px zero padding + random crop + horizontal flip (the paper's CIFAR10 recipe) or nothing (MNIST).
-No per-sample Python, no DataLoader workers.
+No per-sample Python, no DataLoader workers. Which device a run (or an evaluation, an explanation,
+the bench) computes on, and with which speed settings, is picked here too.
 """
 from __future__ import annotations
 
@@ -8,6 +9,26 @@ from typing import Iterator
 
 import torch
 from torch.nn import functional as F
+
+from ..registry import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    """The device ``name`` ("auto": CUDA when visible, else the CPU); CUDA asked for and not visible
+    is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda asked for but no CUDA device is visible; choices here: auto, cpu")
+    return torch.device(name)
+
+
+def speed_settings(cfg: dict, device: torch.device) -> tuple[bool, bool]:
+    """(bf16 autocast, channels_last) for the resolved config ``cfg`` on ``device``: "auto" means on
+    with CUDA."""
+    cuda = device.type == "cuda"
+    bf16 = cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and cuda and torch.cuda.is_bf16_supported())
+    return bf16, cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and cuda)
 
 
 def augment_batch(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:

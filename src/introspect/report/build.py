@@ -80,7 +80,7 @@ def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
 def trained_explainer(run) -> str | None:
     """The explainer an LE run trained with ("auto": its model's standard one); None for other methods."""
     from ..config import resolve
-    from ..train import build
+    from ..methods.runs import build
 
     method = resolve(run.config)["method"]
     explainer = method.get("explainer")

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import resolve
 from ..pipeline import Plan, Row, Run, Table
-from ..provenance import differences, of_run
-from ..train import same_config
+from ..provenance import staleness
+from ..runfolder import read_json
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_err",
            "peer_val_acc", "peer_test_acc",  # peer_*: DML's second network
@@ -120,14 +119,6 @@ def _read_history(path: Path) -> list[dict]:
         return []
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def read_evaluation(run_folder: Path) -> dict | None:
     """A run's evaluation.json when it is current: it evaluated the run's present checkpoint with
     today's evaluation code (``code_sha256``, :func:`introspect.provenance.tool_digest`); else None
@@ -135,7 +126,7 @@ def read_evaluation(run_folder: Path) -> dict | None:
     from ..evaluate import NAME
     from ..provenance import checkpoint_digest, tool_digest
 
-    evaluation = _read_json(Path(run_folder) / NAME)
+    evaluation = read_json(Path(run_folder) / NAME)
     if (evaluation is None or evaluation.get("checkpoint_sha256") != checkpoint_digest(Path(run_folder))
             or evaluation.get("code_sha256") != tool_digest("evaluate")):
         return None
@@ -147,33 +138,6 @@ def evaluation_metrics(evaluation: dict | None) -> dict:
     if evaluation is None:
         return {}
     return {k: float(evaluation[k]) for k in EVALUATION_METRICS if evaluation.get(k) is not None}
-
-
-def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None:
-    """The SHA-256 a prepared dataset file records (read, not recomputed), or None."""
-    if path not in cache:
-        import torch
-
-        try:
-            cache[path] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["sha256"]
-        except Exception:
-            cache[path] = None
-    return cache[path]
-
-
-def staleness(run: Run, config: dict | None, datasets: dict[str, str | None]) -> list[str]:
-    """Why the finished run ``run``, whose folder holds the resolved ``config``, is not current
-    (empty: current): its config is not the plan's, or its code, teacher or data changed since."""
-    if config is None:
-        return ["its config.json is missing or unreadable"]
-    try:
-        planned = resolve(run.config)
-    except Exception as exc:  # the plan was validated; a resolve error here means the run is foreign
-        return [f"its planned config does not resolve ({exc})"]
-    if not same_config(config, planned):
-        return ["its config is not the plan's"]
-    data = dataset_digest(config["dataset"].get("path"), datasets)
-    return differences(config.get("provenance"), of_run(config, data), check_data=data is not None)
 
 
 class Results:
@@ -190,11 +154,11 @@ class Results:
         datasets: dict[str, str | None] = {}
         for run_id in sorted(plan.runs):
             run, path = plan.runs[run_id], self.folder / run_id
-            metrics = _read_json(path / "metrics.json")
+            metrics = read_json(path / "metrics.json")
             if metrics is None:
                 continue
-            config = _read_json(path / "config.json")
-            why = staleness(run, config, datasets)
+            config = read_json(path / "config.json")
+            why = staleness(run.config, config, datasets)
             if why:
                 self.stale[run_id] = why
                 continue
@@ -244,7 +208,7 @@ def superseded_runs(plan: Plan, folder: Path) -> list[Superseded]:
     out = []
     for run_id in sorted(plan.runs):
         for copy in sorted((Path(folder) / run_id / "superseded").glob("*/")):
-            note = _read_json(copy / "superseded.json") or {}
+            note = read_json(copy / "superseded.json") or {}
             size = sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())
             out.append(Superseded(run_id, str(note.get("superseded_at", copy.name)), str(note.get("reason", "not recorded")), size))
     return out
