@@ -83,6 +83,7 @@ def jobs_of(dry_run: str) -> set[str]:
     return {row for line in outputs for row in re.findall(r"results/digits/resnet8/([a-z_]+)/seed0/provenance", line)}
 
 
+@pytest.mark.slow
 def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_old_ones_whole(tiny_dag_copy):
     work, env = built(tiny_dag_copy)
     assert "Nothing to be done" in run("snakemake --cores all -n", work, env).stdout + run(
@@ -113,6 +114,7 @@ def test_edited_method_code_retrains_its_runs_and_their_students_and_keeps_the_o
     assert "3 superseded runs kept whole" in index
 
 
+@pytest.mark.slow
 def test_a_run_edited_outside_the_workflow_is_stale_in_the_report_until_retrained(tiny_dag_copy):
     work, env = built(tiny_dag_copy)
     # the teacher retrained by hand in its folder (another seed's weights in the same place)

@@ -88,6 +88,7 @@ def test_the_repository_ships_no_dvc_lock():
     assert tracked == ""
 
 
+@pytest.mark.slow
 def test_repro_commits_only_text_outputs_to_git_and_links_the_cache(repo):
     work = repo["work"]
     committed = run(work, "git", "show", "--name-only", "--format=", "HEAD~0").split()

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from test_current import BIN, ROOT, edit_code, run
@@ -52,6 +53,7 @@ def report(work: Path, env: dict) -> str:
     return (work / "reports" / "beyond.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_edit_of_the_evaluation_code_reruns_the_evaluate_job_and_the_report_ignores_the_old_one(tmp_path):
     work, env = setup(tmp_path)
     run("snakemake --cores 2", work, env)

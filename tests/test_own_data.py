@@ -19,6 +19,8 @@ from introspect.models import MODELS
 from helpers import BIN, ROOT, copy_repository
 from introspect.pipeline import plan
 
+pytestmark = pytest.mark.slow  # the page's commands train a whole DAG once for the module
+
 PAGE = ROOT / "docs" / "your-data.md"
 COPIED = ("src", "workflow", "Snakefile", "params.yaml", "pyproject.toml", "tests")
 

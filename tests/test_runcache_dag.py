@@ -13,6 +13,8 @@ import yaml
 
 from helpers import BIN, ROOT, env, tiny_params
 
+pytestmark = pytest.mark.slow  # whole DAGs, trained and retrained
+
 RUNS = ("ce", "kd")
 
 

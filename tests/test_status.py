@@ -148,6 +148,7 @@ def test_a_running_job_its_epoch_and_eta_then_a_kill_leaves_the_report_out_of_da
     assert current(work)
 
 
+@pytest.mark.slow
 def test_the_progress_page_runs_as_printed(tmp_path):
     """docs/progress.md's block, each command as printed, in a folder holding the shipped params.yaml
     and no results: the plan's first lines, and every run missing."""

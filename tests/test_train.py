@@ -86,6 +86,7 @@ def _cli(*args):
     return [sys.executable, "-m", "introspect.cli", *args]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["le_permut", "ce"])
 def test_killed_run_resumes_bit_identical(tmp_path, synthetic_path, method):
     """SIGKILL a training process after its 2nd checkpoint, mid-epoch; the rerun resumes from the

@@ -166,6 +166,7 @@ def readme_pipeline_commands(page: str = "docs/pipeline.md", heading: str = "# T
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page, heading", PIPELINE_BLOCKS)
 def test_every_readme_pipeline_command_runs_as_written(tmp_path, page, heading):
     """Each command of the README's pipeline block, copied: `introspect plan` for real, every DAG as a
