@@ -188,13 +188,30 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
     check_names(params)
     scale = scale or params["scale"]
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
-    runs: dict[str, Run] = {}
+    expand = Expansion(p, scale)
+    tables = [table for name, t in p["tables"].items() if (table := expand.table(name, t)) is not None]
+    explanations, explainers, explained = expand.explanations()
+    return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, expand.runs, explanations,
+                p.get("protocol", "last"), explainers, explained, p.get("train_jobs", "row"))
 
-    def add(key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None, init=None,
+
+class Expansion:
+    """The runs of a validated params dict at one scale (``p``: :func:`at_scale`'s), built in three
+    steps: a table's teachers (:meth:`teacher`), its rows (:meth:`table`, :meth:`row`), then the
+    runs whose explanations the figures use (:meth:`explanations`). Every run goes through
+    :meth:`add`, which resolves and builds its config once per seed."""
+
+    def __init__(self, p: dict, scale: str):
+        self.p, self.scale = p, scale
+        self.runs: dict[str, Run] = {}
+
+    def add(self, key: str, dataset: str, model: str, variant: str, method: str, sets: dict, teacher=None, init=None,
             places: dict[str, str] | None = None) -> None:
-        """``teacher(seed)``: the run id of the teacher for that seed (one teacher per student seed);
-        ``init(seed)``: the run id whose final weights start this one (a FitNets / FSP stage);
-        ``places``: where in params.yaml each of ``sets`` is given (default ``{key}.{set key}``)."""
+        """The runs of one row and model, a seed each. ``teacher(seed)``: the run id of the teacher
+        for that seed (one teacher per student seed); ``init(seed)``: the run id whose final weights
+        start this one (a FitNets / FSP stage); ``places``: where in params.yaml each of ``sets`` is
+        given (default ``{key}.{set key}``)."""
+        p = self.p
         needs_teacher = METHODS.get(method, f"{key}: method.name").needs_teacher
         if needs_teacher and teacher is None:
             raise ConfigError(f"{key}: method {method} needs a teacher; give the table teacher: {{model: NAME}} or {{row: LABEL}}")
@@ -223,11 +240,11 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
             except ConfigError as exc:
                 raise at_origin(exc, key, origins) from None
             run = Run(dataset, model, variant, seed, user, needs)
-            if run.id in runs and runs[run.id].config != user:
+            if run.id in self.runs and self.runs[run.id].config != user:
                 raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
-            runs[run.id] = run
+            self.runs[run.id] = run
 
-    def dedicated(key: str, dataset: str, spec: dict) -> Teacher:
+    def teacher(self, key: str, dataset: str, spec: dict) -> Teacher:
         """Add the runs of a teacher ``{model[, method, epochs]}``: variant "teacher" (ce) and, with a
         method, variant "teacher_<method>" (taught by the ce one if that method needs a teacher)."""
         method = spec.get("method", "ce")
@@ -235,96 +252,103 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
         model = spec["model"]
         base = lambda seed: f"{dataset}/{model}/teacher/seed{seed}"  # noqa: E731
         if method == "ce" or needs_teacher:
-            add(key, dataset, model, "teacher", "ce", {})
+            self.add(key, dataset, model, "teacher", "ce", {})
         if method == "ce":
             return Teacher(model, "teacher", "ce")
         sets = {"epochs": spec["epochs"]} if "epochs" in spec else {}
-        add(key, dataset, model, f"teacher_{method}", method, sets, base if needs_teacher else None)
+        self.add(key, dataset, model, f"teacher_{method}", method, sets, base if needs_teacher else None)
         return Teacher(model, f"teacher_{method}", method)
 
-    tables = []
-    for name, t in p["tables"].items():
+    def table(self, name: str, t: dict) -> Table | None:
+        """The table ``tables.<name>`` with the runs of its teacher and rows; None when it is not run
+        at this scale."""
+        p = self.p
         if t["dataset"] not in p["datasets"]:
             raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
         dataset = p["datasets"][t["dataset"]]
-        if dataset is None or scale not in t.get("scales", SCALES):
-            continue  # not at this scale: its paper dataset maps to ~ (datasets), or its `scales` leave it out
-        models = t["models"]
-        table_spec = t.get("teacher") or {}
-        table_teacher = dedicated(f"tables.{name}.teacher", dataset, table_spec) if "model" in table_spec else None
-        rows = []
-        for label, r in t["rows"].items():
-            if scale not in r.get("scales", SCALES):
-                continue  # a row left out at this scale by its own `scales`
-            key = f"tables.{name}.rows.{label}"
-            spec, row_teacher = table_spec, None
-            if "teacher" in r:
-                spec = r["teacher"]
-                row_teacher = dedicated(f"{key}.teacher", dataset, spec) if "model" in spec else None
-            own = row_teacher or table_teacher
-            sweep = r.get("sweep") or {}
-            if len(sweep) > 1:
-                raise ConfigError(f"{key}.sweep: one key per sweep, got {', '.join(sweep)}")
-            (sweep_key, values), = sweep.items() if sweep else ((None, [None]),)
-            if sweep and not values:
-                raise ConfigError(f"{key}.sweep.{sweep_key}: empty list")
-            variants = {variant_name(label, v): v for v in values}
-            for model in models:
-                teacher = None
-                if own is not None:
-                    teacher = lambda seed, o=own: f"{dataset}/{o.model}/{o.variant}/seed{seed}"  # noqa: E731
-                elif "row" in spec:
-                    if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
-                        where = f"{key}.teacher" if "teacher" in r else f"tables.{name}.teacher"
-                        raise ConfigError(f"{where}.row: {spec['row']!r} is not a row of this table without a sweep")
-                    teacher = lambda seed, m=model, row=spec["row"]: f"{dataset}/{m}/{row}/seed{seed}"  # noqa: E731
-                if "assistant" in r:  # TAKD: teacher -> assistant (the row's method) -> this row's runs
-                    helper = r["assistant"].get(model)
-                    if helper is None:
-                        raise ConfigError(f"{key}.assistant: no assistant for model {model}; given for: {', '.join(r['assistant'])}")
-                    add(f"{key}.assistant", dataset, helper, f"{label}_assistant", r["method"], {}, teacher)
-                    teacher = lambda seed, a=helper, v=f"{label}_assistant": f"{dataset}/{a}/{v}/seed{seed}"  # noqa: E731
-                init = None
-                if "stage" in r:  # FitNets / FSP: a stage run of its own whose weights start this row's runs
-                    stage = r["stage"]
-                    add(f"{key}.stage", dataset, model, f"{label}_stage", stage["method"], {"epochs": stage["epochs"]}, teacher)
-                    init = lambda seed, m=model, v=f"{label}_stage": f"{dataset}/{m}/{v}/seed{seed}"  # noqa: E731
-                for variant, value in variants.items():
-                    sets = dict(r.get("set") or {})
-                    places = {k: f"{key}.set.{k}" for k in sets}
-                    if sweep_key:
-                        sets[sweep_key] = value
-                        places[sweep_key] = f"{key}.sweep.{sweep_key}"
-                    add(key, dataset, model, variant, r["method"], sets, teacher, init, places)
-            rows.append(Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {}), row_teacher))
-        tables.append(Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
-                            t["dataset"], dataset, t.get("metric", "test_acc"), models, rows, table_teacher,
-                            list(t.get("columns") or []), table_notes(name, t, rows)))
+        if dataset is None or self.scale not in t.get("scales", SCALES):
+            return None  # not at this scale: its paper dataset maps to ~ (datasets), or its `scales` leave it out
+        spec = t.get("teacher") or {}
+        teacher = self.teacher(f"tables.{name}.teacher", dataset, spec) if "model" in spec else None
+        rows = [self.row(name, t, label, r, dataset, teacher) for label, r in t["rows"].items()
+                if self.scale in r.get("scales", SCALES)]  # a row's own `scales` may leave it out
+        return Table(name, t.get("caption", name), str(t.get("paper_table", name.removeprefix("table"))),
+                     t["dataset"], dataset, t.get("metric", "test_acc"), t["models"], rows, teacher,
+                     list(t.get("columns") or []), table_notes(name, t, rows))
 
-    explanations, explainers, explained = {}, {}, {}
-    for paper_ds, e in (p.get("explanations") or {}).items():
-        dataset = p["datasets"].get(paper_ds)
-        if dataset is None and paper_ds in p["datasets"]:
-            continue  # not run at this scale
-        # Figure 2 and C10: the row's explanations at every seed of `seeds` (default: the scale's);
-        # Figure 1: those of `seed` (default: the first of them)
-        seeds = list(e.get("seeds") or p["seeds"])
-        seed = e.get("seed", seeds[0])
-        if seed not in seeds:
-            raise ConfigError(f"explanations.{paper_ds}.seed: {seed} is not one of the explained seeds "
-                              f"({', '.join(map(str, seeds))}: explanations.{paper_ds}.seeds, else the scale's seeds)")
-        for s in seeds:
-            run_id = f"{dataset}/{e['model']}/{e['row']}/seed{s}"
-            if run_id not in runs:
-                raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
-        explained[paper_ds] = [runs[f"{dataset}/{e['model']}/{e['row']}/seed{s}"] for s in seeds]
-        run_id = f"{dataset}/{e['model']}/{e['row']}/seed{seed}"
-        explanations[paper_ds] = runs[run_id]
-        explainers[paper_ds] = e.get("explainer")
-        if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
-            build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
-    return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, runs, explanations, p.get("protocol", "last"),
-                explainers, explained, p.get("train_jobs", "row"))
+    def row(self, name: str, t: dict, label: str, r: dict, dataset: str, table_teacher: Teacher | None) -> Row:
+        """The runs of row ``label`` of table ``name`` for every model of the table: its teacher (the
+        row's own, the table's, or another row's runs), its assistant or stage runs, then a run per
+        swept value and seed."""
+        key = f"tables.{name}.rows.{label}"
+        spec, row_teacher = t.get("teacher") or {}, None
+        if "teacher" in r:
+            spec = r["teacher"]
+            row_teacher = self.teacher(f"{key}.teacher", dataset, spec) if "model" in spec else None
+        own = row_teacher or table_teacher
+        sweep = r.get("sweep") or {}
+        if len(sweep) > 1:
+            raise ConfigError(f"{key}.sweep: one key per sweep, got {', '.join(sweep)}")
+        (sweep_key, values), = sweep.items() if sweep else ((None, [None]),)
+        if sweep and not values:
+            raise ConfigError(f"{key}.sweep.{sweep_key}: empty list")
+        variants = {variant_name(label, v): v for v in values}
+        for model in t["models"]:
+            teacher = None
+            if own is not None:
+                teacher = lambda seed, o=own: f"{dataset}/{o.model}/{o.variant}/seed{seed}"  # noqa: E731
+            elif "row" in spec:
+                if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
+                    where = f"{key}.teacher" if "teacher" in r else f"tables.{name}.teacher"
+                    raise ConfigError(f"{where}.row: {spec['row']!r} is not a row of this table without a sweep")
+                teacher = lambda seed, m=model, row=spec["row"]: f"{dataset}/{m}/{row}/seed{seed}"  # noqa: E731
+            if "assistant" in r:  # TAKD: teacher -> assistant (the row's method) -> this row's runs
+                helper = r["assistant"].get(model)
+                if helper is None:
+                    raise ConfigError(f"{key}.assistant: no assistant for model {model}; given for: {', '.join(r['assistant'])}")
+                self.add(f"{key}.assistant", dataset, helper, f"{label}_assistant", r["method"], {}, teacher)
+                teacher = lambda seed, a=helper, v=f"{label}_assistant": f"{dataset}/{a}/{v}/seed{seed}"  # noqa: E731
+            init = None
+            if "stage" in r:  # FitNets / FSP: a stage run of its own whose weights start this row's runs
+                stage = r["stage"]
+                self.add(f"{key}.stage", dataset, model, f"{label}_stage", stage["method"], {"epochs": stage["epochs"]}, teacher)
+                init = lambda seed, m=model, v=f"{label}_stage": f"{dataset}/{m}/{v}/seed{seed}"  # noqa: E731
+            for variant, value in variants.items():
+                sets = dict(r.get("set") or {})
+                places = {k: f"{key}.set.{k}" for k in sets}
+                if sweep_key:
+                    sets[sweep_key] = value
+                    places[sweep_key] = f"{key}.sweep.{sweep_key}"
+                self.add(key, dataset, model, variant, r["method"], sets, teacher, init, places)
+        return Row(label, r["method"], sweep_key, variants, dict(r.get("assistant") or {}), row_teacher)
+
+    def explanations(self) -> tuple[dict[str, Run], dict[str, str | None], dict[str, list[Run]]]:
+        """Per paper dataset explained at this scale: the run of Figure 1 (``seed``), its explainer,
+        and the runs of Figure 2 and C10 (``seeds``); each must be a run of some table."""
+        p, runs = self.p, self.runs
+        explanations, explainers, explained = {}, {}, {}
+        for paper_ds, e in (p.get("explanations") or {}).items():
+            dataset = p["datasets"].get(paper_ds)
+            if dataset is None and paper_ds in p["datasets"]:
+                continue  # not run at this scale
+            # Figure 2 and C10: the row's explanations at every seed of `seeds` (default: the scale's);
+            # Figure 1: those of `seed` (default: the first of them)
+            seeds = list(e.get("seeds") or p["seeds"])
+            seed = e.get("seed", seeds[0])
+            if seed not in seeds:
+                raise ConfigError(f"explanations.{paper_ds}.seed: {seed} is not one of the explained seeds "
+                                  f"({', '.join(map(str, seeds))}: explanations.{paper_ds}.seeds, else the scale's seeds)")
+            for s in seeds:
+                run_id = f"{dataset}/{e['model']}/{e['row']}/seed{s}"
+                if run_id not in runs:
+                    raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
+            explained[paper_ds] = [runs[f"{dataset}/{e['model']}/{e['row']}/seed{s}"] for s in seeds]
+            run_id = f"{dataset}/{e['model']}/{e['row']}/seed{seed}"
+            explanations[paper_ds] = runs[run_id]
+            explainers[paper_ds] = e.get("explainer")
+            if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
+                build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
+        return explanations, explainers, explained
 
 
 def load(path: Path = Path("params.yaml"), scale: str | None = None, overrides: dict | None = None) -> Plan:
