@@ -32,6 +32,9 @@ class Run:
     seed: int
     config: dict = field(compare=False, hash=False)  # the user config handed to `introspect train`
     needs: tuple[str, ...] = field(default=(), compare=False, hash=False)  # runs to finish first (teacher, init)
+    # ``config`` resolved (introspect.config.resolve), once, when the plan is expanded: what the plan's
+    # estimates, the staleness check and the report read (empty on a Run made only for its id)
+    resolved: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -236,10 +239,11 @@ class Expansion:
                 needs += (init(seed),)
                 user["init"] = f"results/{init(seed)}"
             try:
-                build(resolve(user))
+                resolved = resolve(user)
+                build(resolved)
             except ConfigError as exc:
                 raise at_origin(exc, key, origins) from None
-            run = Run(dataset, model, variant, seed, user, needs)
+            run = Run(dataset, model, variant, seed, user, needs, resolved)
             if run.id in self.runs and self.runs[run.id].config != user:
                 raise ConfigError(f"{key}: run {run.id} is already defined by another row with a different config")
             self.runs[run.id] = run
@@ -347,7 +351,7 @@ class Expansion:
             explanations[paper_ds] = runs[run_id]
             explainers[paper_ds] = e.get("explainer")
             if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
-                build_explainer(explainers[paper_ds], build(resolve(runs[run_id].config))[0], f"explanations.{paper_ds}.explainer")
+                build_explainer(explainers[paper_ds], build(runs[run_id].resolved)[0], f"explanations.{paper_ds}.explainer")
         return explanations, explainers, explained
 
 

@@ -78,22 +78,16 @@ def cost_label(run: Run) -> str:
 
 
 def epochs_of(run: Run) -> int:
-    from .config import resolve
-
-    return resolve(run.config)["epochs"]
+    return run.resolved["epochs"]
 
 
 def warmup_of(run: Run) -> int:
     """The epochs an LE run trains with CE alone before its explanations start (0 for other methods)."""
-    from .config import resolve
-
-    return min(int(resolve(run.config)["method"].get("warmup", 0)), epochs_of(run)) if cost_label(run).startswith("le_") else 0
+    return min(int(run.resolved["method"].get("warmup", 0)), epochs_of(run)) if cost_label(run).startswith("le_") else 0
 
 
 def batch_of(run: Run) -> int:
-    from .config import resolve
-
-    return int(resolve(run.config)["batch_size"])
+    return int(run.resolved["batch_size"])
 
 
 def steps_for(run: Run, bench: dict | None) -> tuple[dict[str, float], int]:

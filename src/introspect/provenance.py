@@ -32,7 +32,6 @@ import sys
 from pathlib import Path
 
 from .checkpoint import MAGIC, NAME
-from .config import resolve
 from .data import DATASETS
 from .methods import METHODS
 from .models import MODELS
@@ -189,16 +188,13 @@ def dataset_digest(path: str | None, cache: dict[str, str | None]) -> str | None
 
 
 def staleness(planned: dict, config: dict | None, datasets: dict[str, str | None]) -> list[str]:
-    """Why a finished run planned as ``planned`` (its unresolved config), whose folder holds the
-    resolved ``config``, is not current (empty: current): its config is not the plan's, or its code,
-    teacher or data changed since. ``datasets``: a cache of prepared datasets' digests."""
+    """Why a finished run planned as ``planned`` (its resolved config, as the plan carries it on the
+    run), whose folder holds the resolved ``config``, is not current (empty: current): its config is
+    not the plan's, or its code, teacher or data changed since. ``datasets``: a cache of prepared
+    datasets' digests."""
     if config is None:
         return ["its config.json is missing or unreadable"]
-    try:
-        resolved = resolve(planned)
-    except Exception as exc:  # the plan was validated; a resolve error here means the run is foreign
-        return [f"its planned config does not resolve ({exc})"]
-    if not same_config(config, resolved):
+    if not same_config(config, planned):
         return ["its config is not the plan's"]
     data = dataset_digest(config["dataset"].get("path"), datasets)
     return differences(config.get("provenance"), of_run(config, data), check_data=data is not None)

@@ -112,7 +112,7 @@ def collect(plan, folder: Path, check_current: bool = True) -> dict[str, RunStat
         datasets: dict[str, str | None] = {}
         for run_id, st in states.items():
             if st.state == "current":
-                st.why = staleness(plan.runs[run_id].config, read_json(Path(folder) / run_id / "config.json"), datasets)
+                st.why = staleness(plan.runs[run_id].resolved, read_json(Path(folder) / run_id / "config.json"), datasets)
                 st.state = "stale" if st.why else "current"
     return states
 

@@ -79,13 +79,11 @@ def epochs_by_dataset(plan: Plan) -> dict[str, list[int]]:
 
 def trained_explainer(run) -> str | None:
     """The explainer an LE run trained with ("auto": its model's standard one); None for other methods."""
-    from ..config import resolve
     from ..methods.runs import build
 
-    method = resolve(run.config)["method"]
-    explainer = method.get("explainer")
+    explainer = run.resolved["method"].get("explainer")
     if explainer == "auto":
-        explainer = "gradcam" if build(resolve(run.config))[0].conv_layer is not None else "grad"
+        explainer = "gradcam" if build(run.resolved)[0].conv_layer is not None else "grad"
     return explainer
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .judge import DECIDED, REDUCED, REHEARSAL, Line
-from ..config import recipe, resolve
+from ..config import recipe
 from ..data import DATASETS
 from ..pipeline import Run
 from ..plan import FULL_TRAIN, TEST
@@ -93,7 +93,7 @@ def recipe_gaps(configs: list[dict], paper_dataset: str, model: str) -> list[str
 def assess(line: Line, runs: list[Run], seeds: int, unit: str = "a side") -> None:
     """Set ``line.status`` and ``line.evidence`` (see the module's docstring): ``runs`` are the runs
     behind it, ``seeds`` the seeds both sides ran (the pairs of the test; ``unit``: "of explanation data" for C10)."""
-    configs = [resolve(r.config) for r in runs]
+    configs = [r.resolved for r in runs]
     first = configs[0] if configs else None
     data = data_text(line.dataset, line.paper_dataset, first["dataset"].get("path") if first else None) \
         if line.dataset else "no dataset"

@@ -158,7 +158,7 @@ class Results:
             if metrics is None:
                 continue
             config = read_json(path / "config.json")
-            why = staleness(run.config, config, datasets)
+            why = staleness(run.resolved, config, datasets)
             if why:
                 self.stale[run_id] = why
                 continue
