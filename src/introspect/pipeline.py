@@ -18,7 +18,7 @@ from .data import DATASETS
 from .explain import build_explainer
 from .methods import METHODS
 from .registry import ConfigError
-from .scales import FALLBACK, SCALES, at_scale  # noqa: F401  (at_scale: part of this module's interface)
+from .scales import SCALES, at_scale  # noqa: F401  (at_scale: part of this module's interface)
 from .methods.runs import build
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
