@@ -82,9 +82,10 @@ def test_deletion_and_insertion_scores_by_hand():
     assert scores["faithfulness_scale"] == 15.0 and scores["faithfulness_images"] == 2
     assert scores["deletion_auc"] == pytest.approx((area([10, 6, 3, 1, 0], 1) + area([10, 6, 3, 1, 0], 2)) / 2)  # (3.75 + 7.5) / 15 / 2
     assert scores["insertion_auc_random"] == pytest.approx((area([0, 1, 3, 6, 10], 1) + area([0, 1, 3, 6, 10], 2)) / 2)
-    # per image real − random: deletion (3.75 − 6.25) / 15 and twice that; its mean and Student-t interval (1 df)
+    # per image real − random: deletion (3.75 − 6.25) / 15 and twice that; its mean and 90 % Student-t
+    # interval (1 df: t_{0.95, 1} = 1 / tan(π / 20) = 6.313752)
     diffs = [(3.75 - 6.25) / 15, 2 * (3.75 - 6.25) / 15]
-    mean, half = sum(diffs) / 2, 12.706204736174698 * abs(diffs[1] - diffs[0]) / math.sqrt(2) / math.sqrt(2)
+    mean, half = sum(diffs) / 2, 6.313751514675041 * abs(diffs[1] - diffs[0]) / math.sqrt(2) / math.sqrt(2)
     assert scores["deletion_auc_relative"] == pytest.approx(mean)  # -0.25
     assert scores["deletion_auc_relative_ci"] == pytest.approx([mean - half, mean + half])
     assert scores["insertion_auc_relative"] == pytest.approx(-mean)  # the mirror image: +0.25

@@ -56,7 +56,8 @@ BASELINE = "0 in normalized units (each channel's dataset mean)"  # what a remov
 # A clean margin at most this fraction of the image's largest |logit| is a tie: 8 float32 rounding
 # units (2^-23 each), the size at which the order of the floating-point operations can flip the top-1
 TIE = 2.0 ** -20
-CI_LEVEL = 0.95  # the per-run interval over images of the relative deletion / insertion scores
+CI_LEVEL = 0.90  # the per-run interval over images of the relative deletion / insertion scores: the report's
+# level (two-sided 90 %, that of a one-sided test at 0.05)
 BATCH = 256
 # The smoke-test scale explains fewer images with fewer curve points and perturbations (the same for
 # every run of a scale; each evaluation.json records them). The workflow and `introspect plan` read these.

@@ -214,7 +214,7 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
            "twice that), so the areas do not change when the logits are divided by a temperature and measure the map, "
            "not the model's confidence; each map is scored against a **random map on the same image and model** (of "
            "the explainer's own shape, drawn from a seed derived from the run's seed): **deletion − random** and "
-           "**insertion − random** are the means over images of real − random (each evaluation.json also holds its 95 % "
+           "**insertion − random** are the means over images of real − random (each evaluation.json also holds its 90 % "
            "Student-t interval over images), about 0 for a map no better than "
            "chance, below 0 on deletion and above 0 on insertion for a faithful one, and what B4 and B5 decide on; "
            "images whose clean margin is a tie (within 2⁻²⁰ of the largest |logit|: which class leads is then a "
