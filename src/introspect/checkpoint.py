@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .fileio import atomic_write
+from .fileio import atomic_write, writing
 from .runfolder import NAME, PREVIOUS
 
 MAGIC = b"introspect-checkpoint sha256="
@@ -32,7 +32,8 @@ def save_checkpoint(state: dict, folder: Path) -> None:
     header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
     path = Path(folder) / NAME
     if path.exists() and _verifies(path):  # a damaged current file never replaces a good previous one
-        os.replace(path, path.with_name(PREVIOUS))
+        with writing(path.with_name(PREVIOUS), f"{NAME} is kept"):  # a rename that no space or permission allows
+            os.replace(path, path.with_name(PREVIOUS))
     atomic_write(path, lambda f: (f.write(header), f.write(payload)))
 
 

@@ -251,7 +251,7 @@ def lookup(cfg: dict, out: Path, root: Path | None, log, name: str, enabled: boo
     try:
         return _restore(cfg, out, source, ident, meta, log, name)
     except OSError as exc:  # e.g. an entry pruned while we linked it: train instead
-        print(f"[{name}] run cache: restoring from {source} failed ({exc}): training", file=log, flush=True)
+        print(f"[{name}] run cache: restoring from {source} failed ({getattr(exc, 'strerror', None) or exc}): training", file=log, flush=True)
         _undo(out)
         return None
 

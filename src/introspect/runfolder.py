@@ -7,13 +7,14 @@ fraction of a second, and every layer above may import it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 from pathlib import Path
 
-from .fileio import save_json
+from .fileio import save_json, writing
 
 CONFIG, HISTORY, METRICS = "config.json", "history.parquet", "metrics.json"
 NAME, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"  # a run's checkpoint and the one before it (introspect.checkpoint)
@@ -57,9 +58,15 @@ def move_aside(out: Path, reason: str) -> Path:
         if not dest.exists():
             break
         dest = out / SUPERSEDED / f"{stamp}-{n}"
-    dest.mkdir(parents=True)
+    with writing(dest, "the run is left where it was"):
+        dest.mkdir(parents=True)
+    try:  # the note first: a copy never lacks it, and a full disk leaves the run where it was
+        save_json({"superseded_at": stamp, "reason": reason}, dest / "superseded.json")
+    except OSError:
+        with contextlib.suppress(OSError):
+            dest.rmdir()
+        raise
     for name in RUN_FILES:
         if (out / name).exists():
             (out / name).rename(dest / name)
-    save_json({"superseded_at": stamp, "reason": reason}, dest / "superseded.json")
     return dest

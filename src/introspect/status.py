@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .console import duration
+from .fileio import atomic_write
 from .runfolder import NAME, PROGRESS, read_json
 OUT_OF_DATE = "**Out of date**"  # how reports/index.md starts while a run of the workflow changes results/
 
@@ -43,9 +44,7 @@ def mark_out_of_date(index: Path, why: str) -> bool:
     head = (f"{OUT_OF_DATE}: {why}; this report describes the runs as they were before. The workflow's report "
             "job rewrites it (`snakemake --cores all`; after a crash, `snakemake --cores all --rerun-incomplete`; "
             "if that finds nothing to do, `snakemake --cores all --forcerun report`).\n\n")
-    tmp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
-    tmp.write_text(head + "".join(lines))
-    os.replace(tmp, index)
+    atomic_write(index, lambda f: f.write((head + "".join(lines)).encode()))
     return True
 
 
