@@ -42,6 +42,19 @@ onstart:
     mark_report_out_of_date()  # workflow/rules/common.smk
 
 
+# The run ends with the answer: where the report is and what it found, the two lines the report job
+# writes to reports/summary.txt. Snakemake logs its log's path and the elapsed time after this handler,
+# so they print as the process exits, last. A run without the report in its DAG (`train_all`) prints
+# nothing; under `dvc repro` (DVC_STAGE set) the report stage's own command prints them instead.
+onsuccess:
+    import atexit
+    import os
+
+    summary = Path("reports/summary.txt")
+    if summary.is_file() and "DVC_STAGE" not in os.environ and any(j.rule.name == "report" for j in workflow.dag.jobs):
+        atexit.register(print, f"\n{summary.read_text().rstrip()}", file=sys.stderr, flush=True)
+
+
 rule all:
     input:
         "reports/index.md",

@@ -1,7 +1,6 @@
 """The beyond-accuracy report (beyond.md, results.parquet's evaluation columns, verdicts B*), on fake runs
 with known evaluation numbers (nothing is trained here)."""
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from introspect.report import make_report
 from introspect.report.beyond import reliability_stems
 from introspect.analysis import pair_scores
 from introspect.provenance import tool_digest
-from introspect.report.claims import read_claims
+from introspect.report.claims_read import read_claims
 from introspect.provenance import dataset_digest
 from introspect.report.results import EVALUATION_METRICS
 
@@ -133,7 +132,12 @@ def test_beyond_page_tables_figures_and_verdicts(report):
     # synthetic stands in for CIFAR10 at 3 epochs: a rehearsal, said in the row with its evidence
     b1 = next(line for line in page.splitlines() if line.startswith("| B1 | ece |"))
     assert "| supported (rehearsal) | cifar10/resnet8 rehearsal; not run: cifar10/resnet14, mnist/mlp1024 |" in b1
-    assert "synthetic stands in for cifar10" in b1 and "; 3 seeds a side; not the paper's recipe: epochs 3 (paper 160)" in b1
+    # what it rests on: a reference to its dataset's row, whose evidence the page states once
+    assert b1.endswith("| D1 |") and page.count("synthetic stands in for cifar10") == 1
+    d1 = next(line for line in page.splitlines() if line.startswith("| D1 |"))
+    assert "synthetic stands in for cifar10" in d1 and "| not the paper's recipe: epochs 3 (paper 160)" in d1
+    # B3's line pairs 2 seeds (cp lost an evaluation): named beside the others' 3
+    assert "| 3 seeds a side; 2 seeds a side (a decided verdict needs 3) (B3 cifar10/resnet8) |" in d1
     assert "| not run in this config |" in next(line for line in page.splitlines() if line.startswith("| B7 |"))
     detail = next(line for line in page.splitlines() if line.startswith("| B1 | cifar10 |"))
     # a − b: the mean per-seed difference and its paired 90 % interval (the level of a one-sided test at
@@ -143,7 +147,7 @@ def test_beyond_page_tables_figures_and_verdicts(report):
     assert "## B1 (calibration): supported (rehearsal)" in claims and "Metric: `ece` per seed." in claims
     index = (out / "index.md").read_text()
     assert index.startswith("# Report (a rehearsal: no verdict here is decided")
-    assert "](beyond.md)" in index and re.search(r"\| B1 \| calibration \| supported \(rehearsal\) \|", index)
+    assert "](beyond.md)" in index and "| B1 | ece: le < ce | supported | rehearsal (D1) | cifar10/resnet8: le_gradcam < ce |" in index
 
 
 def test_every_beyond_claim_names_a_known_metric(tmp_path):

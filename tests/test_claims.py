@@ -44,7 +44,8 @@ def t4_cdf(t: float) -> float:
 
 
 def comparison(a: list[float], op: str, b: list[float], margin: float | None = None) -> judge.Test:
-    return judge.Test("a", op, "b", Stat(tuple(a), len(a)), Stat(tuple(b), len(b)), LEVEL, margin)
+    return judge.Test("a", op, "b", Stat(tuple(a), len(a)), Stat(tuple(b), len(b)), LEVEL, margin,
+                      a_seeds=tuple(range(len(a))), b_seeds=tuple(range(len(b))))
 
 
 def decided(tests: list[judge.Test], rule: str = "all") -> judge.Line:

@@ -166,7 +166,7 @@ def test_figure2_labels_its_axes_has_a_colorbar_and_explains_a_diagonal_below_on
 
 
 def test_figure2_over_seeds_says_which_seeds_it_averages():
-    from introspect.report.claims import mean_over_seeds
+    from introspect.report.rank_check import mean_over_seeds
 
     runs = {s: {**explanations((4, 4)), "similarity": torch.full((4, 4), 0.1 * (s + 1)).fill_diagonal_(1.0)} for s in (0, 1)}
     data = mean_over_seeds({**runs, 2: None})

@@ -261,7 +261,10 @@ def test_figure2_rank_check(setup):
     assert "| mnist | synthetic | mlp1024 | pair (3, 5): ranks 1 and 1 on the mean of 3 seeds (top 3 passes); " \
            "passes in 2 of 3 seeds |" in md
     assert "explainer fake, synthetic/mlp1024/le_grad: the mean of seeds 0, 1, 2" in md
-    assert "evidence: synthetic stands in for mnist (not MNIST's images); 3 seeds of explanation data;" in md
+    # what the line rests on: a reference to its dataset's row, stated once in the page
+    assert "| mnist | synthetic | mlp1024 | **at this dataset and model** |" in md and "| rests on D2 |" in md
+    assert md.count("synthetic stands in for mnist (not MNIST's images)") == 1
+    assert "3 seeds of explanation data (C10 mnist/mlp1024)" in md
     sim = pair_similarity().numpy()
     sim[3, [0, 1, 2]] = 0.95  # three classes above 5 in 3's row: 5 ranks 4th there
     checks = rank_check.check_pairs(sim, [str(k) for k in range(10)], [("3", "5"), ("4", "9"), ("truck", "cat")])
@@ -304,7 +307,7 @@ def test_missing_run_is_reported(setup):
     out = setup["out"]
     assert setup["summary"]["missing_runs"] == [MISSING]
     index = (out / "index.md").read_text()
-    assert f"- missing: run `{MISSING}`" in index
+    assert "- missing: `synthetic/resnet8/ls-0.9` seed 2" in index  # one line per row, its seeds named
     head = index.splitlines()[2]  # the report's first claim, before any table
     assert head.startswith("**Incomplete**: ") and "; 1 missing." in head and setup["summary"]["stale_runs"] == {}
 
@@ -401,24 +404,26 @@ def test_the_other_epoch_protocol_is_computed_and_a_differing_verdict_flagged(se
     assert "Verdicts use the test accuracy of the **last** epoch protocol" in claims
     assert re.search(r"\| T1 \| test \| all \| supported \(rehearsal\) \| ⚠ not supported \(rehearsal\) \|", claims), claims[:3000]
     index = (setup["out"] / "index.md").read_text()
-    assert "| claim | source | verdict | under best_val | lines | evidence |" in index
-    assert "| T1 | test | supported (rehearsal) | ⚠ not supported (rehearsal) | cifar10/resnet8 rehearsal; not run: cifar10/resnet14 |" in index
+    assert "| claim | in a few words | verdict | rests on (data) | deciding comparison | Δ [90 % CI] | paper's Δ |" in index
+    assert "| T1 | le_gradcam > ce | supported (⚠ not supported under best_val) | rehearsal (D1) |" in index
     assert "at the last epoch (the paper's protocol)" in (setup["out"] / "tables" / "table2.md").read_text()
 
 
 def test_the_head_says_a_stand_in_run_is_a_smoke_test_and_what_it_can_decide(setup):
     index = (setup["out"] / "index.md").read_text()
     assert index.splitlines()[0].startswith("# Report (a rehearsal: no verdict here is decided")
-    head = index.splitlines()[4]
+    assert index.splitlines()[4].startswith("Scale **quick**; seeds 0, 1, 2; significance level 0.05")
+    head = next(line for line in index.splitlines() if line.startswith("**A smoke test"))
     assert head.startswith("**A smoke test where a dataset stands in for the paper's** "
                            "(synthetic for cifar10; synthetic for mnist)")
     # synthetic stands in everywhere: every claim that runs is a rehearsal; C1 has no table here
     assert "**What this scale decides** (3 seeds; synthetic: 3 epochs): decided (the paper's full dataset, ≥ 3 seeds " \
            "a side, the paper's recipe): none; on reduced data (a real subset, the same rules): none; rehearsed only: " \
            "C4, C9, T1, T2, C10; not run at this scale: C1." in head
-    # the inconclusive claim C9: what each of its inconclusive comparisons would need
-    c9 = next(line for line in index.splitlines() if line.startswith("- **C9**: "))
-    assert "cifar10/resnet8 le_grad_input < le_guided_bp (Δ -5.00): " in c9 and "seeds per side" in c9
+    # the inconclusive claim C9: claims.md says what each of its inconclusive comparisons would need
+    claims = (setup["out"] / "claims.md").read_text()
+    c9 = next(line for line in claims.splitlines() if line.startswith("| cifar10 | synthetic | resnet8 | le_grad_input < le_guided_bp |"))
+    assert "seeds per side" in c9
 
 
 MNIST5K = {**PARAMS, "datasets": {"cifar10": "digits", "mnist": "mnist5k"},
@@ -437,7 +442,7 @@ def test_reduced_data_and_decided_verdicts_say_what_they_rest_on(tmp_path, monke
     data", never plain decided; at 3 epochs or with 2 seeds they are rehearsals. Only the full MNIST at
     the paper's recipe is decided. Every evidence names the data's size against MNIST's 60,000."""
     from introspect.data.prepared import prepare
-    from introspect.report.build import title_line, what_it_can_decide
+    from introspect.report.index_page import title_line, what_it_can_decide
     from introspect.report.results import Results
     from introspect.report.tables import read_paper
 
@@ -463,7 +468,7 @@ def test_reduced_data_and_decided_verdicts_say_what_they_rest_on(tmp_path, monke
     plan, (line,) = lines_of(MNIST5K, tmp_path / "paper_recipe")
     assert not line.decided and line.status == "reduced data" and line.verdict == "inconclusive"
     assert line.evidence == ("mnist5k: a real subset of MNIST: 3,600 + 400 val of MNIST's 60,000 training images "
-                             "(7 %), test 1,000 (paper 10,000); 3 seeds a side; the paper's recipe (50 epochs, batch 16)")
+                             "(7 % of train + val), test 1,000 (paper 10,000); 3 seeds a side; the paper's recipe (50 epochs, batch 16)")
     assert render.claim_cell([line]) == "inconclusive (reduced data)"
     decides = what_it_can_decide(plan, [(claim, [line])])
     assert "decided (the paper's full dataset, ≥ 3 seeds a side, the paper's recipe): none; on reduced data " \
@@ -481,7 +486,7 @@ def test_reduced_data_and_decided_verdicts_say_what_they_rest_on(tmp_path, monke
     full = {**MNIST5K, "datasets": {"cifar10": "digits", "mnist": "mnist"}}
     _, (line,) = lines_of(full, tmp_path / "full")
     assert line.decided and render.claim_cell([line]) == "inconclusive"
-    assert line.evidence.startswith("mnist: 54,000 + 6,000 val of MNIST's 60,000 training images (100 %), "
+    assert line.evidence.startswith("mnist: 54,000 + 6,000 val of MNIST's 60,000 training images (100 % of train + val), "
                                     "test 10,000 (paper 10,000); 3 seeds a side; the paper's recipe (50 epochs")
     assert title_line([(claim, [line])], "T") == "# Report: T\n"
 

@@ -6,6 +6,9 @@
 from importlib.metadata import version
 
 from introspect.provenance import tool_digest
+from introspect.report.glance import declared
+
+GLANCE = declared(PLAN, REFERENCE / "paper_tables.csv")  # the summary, the verdicts' forest plot, ours against the paper
 
 
 rule report:
@@ -27,6 +30,8 @@ rule report:
         figures=[report(f, category="Figures") for f in report_figures()],
         beyond="reports/beyond.md",
         beyond_figures=[report(f, category="Beyond accuracy") for f in beyond_figures()],
+        glance_figures=[report(f, category="Verdicts") for f in GLANCE["figures"]],
+        summary=GLANCE["summary"],  # what the run prints when it ends (the Snakefile's onsuccess)
     log:
         "logs/report.log",
     params:

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import claims as claims_mod
 from . import fmt
+from .claims_read import METRIC
 from .figures import save
-from .render import ci_header
+from .judge import NOT_RUN
+from .render import REST_HEADING, ci_header, claim_cell, diff_cell, lines_text, shown
+from .rests_on import Bases
 from .results import FAITHFULNESS_COUNTS, Results, Stat, read_evaluation
 from .tables import dataset_note, row_label
+from ..evaluate import MIN_SCORED
 from ..fileio import atomic_write
 from ..pipeline import Plan, Row, Table
 
@@ -61,12 +64,22 @@ def cell(stat: Stat, spec: str) -> str:
 
 def left_out_cell(results: Results, dataset: str, model: str, variant: str | None) -> str:
     """The images deletion and insertion left out, summed over the evaluated seeds: ``t ties, b blank
-    class of N (n)``, N the images explained (scored + left out)."""
+    class of N (n)``, N the images explained (scored + left out), and the seeds with too few scored
+    images to score (:data:`introspect.evaluate.MIN_SCORED`)."""
     scored, ties, blank = (results.stat(dataset, model, variant, k) for k in FAITHFULNESS_COUNTS)
     if not scored.n:
         return cell(scored, "")
     total = sum(scored.values) + sum(ties.values) + sum(blank.values)
-    return f"{sum(ties.values):.0f} ties, {sum(blank.values):.0f} blank class of {total:.0f} ({fmt.seeds(scored)})"
+    few = sum(v < MIN_SCORED for v in scored.values)
+    unscored = f"; {few} seed{'s' * (few != 1)} under {MIN_SCORED} scored images: no score" if few else ""
+    return f"{sum(ties.values):.0f} ties, {sum(blank.values):.0f} blank class of {total:.0f} ({fmt.seeds(scored)}){unscored}"
+
+
+def unscored_runs(results: Results) -> list[tuple[str, int]]:
+    """(run id, images scored) of every evaluated run with fewer than MIN_SCORED scored images: its
+    deletion and insertion scores are missing (:func:`introspect.evaluate.faithfulness`)."""
+    return [(run_id, int(r.metrics[FAITHFULNESS_COUNTS[0]])) for run_id, r in sorted(results.runs.items())
+            if r.metrics.get(FAITHFULNESS_COUNTS[0]) is not None and r.metrics[FAITHFULNESS_COUNTS[0]] < MIN_SCORED]
 
 
 def variant_cells(results: Results, dataset: str, model: str, variant: str | None, columns: tuple[Column, ...]) -> list[str]:
@@ -179,23 +192,37 @@ def reliability_figure(table: Table, model: str, rows: list[Row], results: Resul
 def claims_markdown(evaluated: list[tuple[dict, list]], significance: float) -> str:
     """The beyond-accuracy verdicts: a summary (decided or rehearsal, with the evidence), then every
     comparison (claims.md's tests and legend)."""
-    summary = [[c["id"], c.get("metric", claims_mod.METRIC), c.get("text", ""), claims_mod.claim_cell(ls),
-                claims_mod.lines_text(ls), claims_mod.evidence_text(ls)] for c, ls in evaluated]
+    bases = Bases(evaluated)
+    summary = [[c["id"], c.get("metric", METRIC), c.get("text", ""), claim_cell(ls), lines_text(ls), bases.refs(ls)]
+               for c, ls in evaluated]
     rows = []
     for claim, lines in evaluated:
-        for line in (ln for ln in lines if ln.verdict != claims_mod.NOT_RUN):
+        for line in (ln for ln in lines if ln.verdict != NOT_RUN):
             for t in (t for t in line.tests if t.run):
                 rows.append([claim["id"], line.paper_dataset, line.dataset or fmt.DASH, line.model, f"{t.a} {t.op} {t.b}",
-                             fmt.num(t.a_stat.mean, 4), fmt.num(t.b_stat.mean, 4), claims_mod.diff_cell(t, 4),
+                             fmt.num(t.a_stat.mean, 4), fmt.num(t.b_stat.mean, 4), diff_cell(t, 4),
                              f"{t.a_stat.n}, {t.b_stat.n}",
                              f"{fmt.pvalue(t.pvalues[0])} ({fmt.pvalue(t.p_support_adj)})",
-                             claims_mod.shown(t.verdict, line.status), t.plan_text])
-    out = [fmt.markdown(["claim", "metric", "question", "verdict", "lines", "evidence"], summary)]
+                             shown(t.verdict, line.status), t.row_text])
+    out = [fmt.markdown(["claim", "metric", "question", "verdict", "lines", "data"], summary)]
+    if bases.ref:
+        out += [REST_HEADING.replace("## ", "### "), bases.markdown()]
     if rows:
         out.append(fmt.markdown(["claim", "paper dataset", "ours on", "model", "comparison", "mean a", "mean b",
-                                 ci_header(significance), "n", "p support (adjusted)", "verdict", "to decide (80 % power)"],
-                                rows))
+                                 ci_header(significance), "n", "p support (adjusted)", "verdict",
+                                 "remarks; to decide (80 % power)"], rows))
     return "\n".join(out)
+
+
+def unscored_text(results: Results) -> str:
+    """The runs whose deletion and insertion scores are missing for want of scored images, counted and named."""
+    few = unscored_runs(results)
+    head = (f"A score needs at least {MIN_SCORED} scored images (`introspect.evaluate.MIN_SCORED`); below that it is "
+            "missing, never a mean of a handful: ")
+    if not few:
+        return head + "every evaluated run has enough.\n"
+    return head + f"{len(few)} run{'s' * (len(few) != 1)} fall short: " + ", ".join(
+        f"`{run_id}` ({n} scored)" for run_id, n in few) + ".\n"
 
 
 def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems: list[str]) -> str:
@@ -254,7 +281,8 @@ def page(plan: Plan, results: Results, evaluated: list[tuple[dict, list]], stems
             "over seeds (n), and the images left out of both, summed over the evaluated seeds: ties (the clean "
             "margin within 2⁻²⁰ of the largest |logit|), the blank image's class (predicted as the all-baseline "
             "image is), of the images explained. The random maps' areas differ from model to model (their "
-            "margins and mix of classes differ): compare models on the relative scores, not on these.\n"]
+            "margins and mix of classes differ): compare models on the relative scores, not on these.\n",
+            unscored_text(results)]
     for table in plan.tables:
         out.append(f"### {table.name} ({table.caption}; {dataset_note(table, plan.scale)})\n")
         out.append(metric_table(table, results, FAITHFULNESS))

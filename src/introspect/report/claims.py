@@ -13,18 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .claims_read import COMPETITIVE, METRIC, check_claim, locate, parse, places, read_claims, run_dataset
+from .claims_read import COMPETITIVE, METRIC, check_claim, locate, parse, places, run_dataset
 from .evidence import assess
-from .judge import NOT_RUN, Line, Test, decide
-from .rank_check import evaluate_figure2, mean_over_seeds
-from .render import claim_cell, diff_cell, evidence_text, lines_text, shown
-from .results import PROTOCOLS, Results, Stat, metric, protocol_key
+from .judge import Line, Test, decide
+from .rank_check import evaluate_figure2
+from .results import PROTOCOLS, Results, Stat, diverged, metric, protocol_key
 from .tables import Paper, row_label
 from ..pipeline import Plan, Row, Run, Table
-
-# What beyond.py and the figures' tests read from here (the claims' public face besides evaluate_all).
-__all__ = ["METRIC", "NOT_RUN", "claim_cell", "diff_cell", "evaluate", "evaluate_all", "evidence_text", "lines_text",
-           "mean_over_seeds", "read_claims", "shown"]
 
 
 @dataclass
@@ -33,6 +28,7 @@ class Side:
 
     name: str  # the row label shown (with its chosen sweep value)
     values: dict[str, dict[int, float]] = field(default_factory=dict)  # protocol -> seed -> value; {}: no row
+    nan: dict[str, tuple[int, ...]] = field(default_factory=dict)  # protocol -> seeds stored as NaN (diverged)
     expected: int = 0
     runs: tuple[Run, ...] = ()
     paper: float | None = None  # the paper's test accuracy of the row
@@ -46,20 +42,26 @@ class Side:
     def seeds(self, protocol: str) -> tuple[int, ...]:
         return tuple(self.values[protocol]) if self.values else ()
 
+    def nan_seeds(self, protocol: str) -> tuple[int, ...]:
+        return self.nan.get(protocol, ())
+
 
 def seed_values(results: Results, dataset: str, model: str, variant: str | None, key: str,
-                protocol: str) -> dict[int, float]:
-    """seed -> metric ``key`` under ``protocol`` of every present seed of one variant, in the plan's
-    seed order (what :meth:`Results.stat` gives, with the seeds, for any protocol)."""
+                protocol: str) -> tuple[dict[int, float], tuple[int, ...]]:
+    """(seed -> metric ``key`` under ``protocol`` of every present seed of one variant, in the plan's
+    seed order (what :meth:`Results.stat` gives, with the seeds, for any protocol); the seeds whose
+    value is stored as NaN, counted as missing)."""
     if variant is None:
-        return {}
-    key, out = protocol_key(key, protocol), {}
+        return {}, ()
+    key, out, nan = protocol_key(key, protocol), {}, []
     for seed in results.plan.seeds:
         run = results.runs.get(Run(dataset, model, variant, seed, {}).id)
         value = metric(run.metrics, key) if run else None
         if value is not None:
             out[seed] = value
-    return out
+        elif run and diverged(run.metrics, key):
+            nan.append(seed)
+    return out, tuple(nan)
 
 
 def seconds_per_seed(plan: Plan, table: Table, model: str, row: Row) -> float | None:
@@ -95,7 +97,8 @@ def side(plan: Plan, results: Results, paper_dataset: str, model: str, label: st
     choice = results.choose(table.dataset, model, row)
     name = row_label(row, {model: choice}) if row.sweep_key else row.label
     ids = [Run(table.dataset, model, choice.variant, s, {}).id for s in plan.seeds] if choice.variant else []
-    return Side(name, {p: seed_values(results, table.dataset, model, choice.variant, key, p) for p in protocols},
+    read = {p: seed_values(results, table.dataset, model, choice.variant, key, p) for p in protocols}
+    return Side(name, {p: values for p, (values, _) in read.items()}, {p: nan for p, (_, nan) in read.items()},
                 len(plan.seeds), tuple(plan.runs[i] for i in ids if i in plan.runs),
                 paper_value(paper, table, model, row.label) if key == METRIC else None,
                 seconds_per_seed(plan, table, model, row))
@@ -113,11 +116,12 @@ def evaluate(claim: dict, plan: Plan, results: Results, paper: Paper | None = No
         sides = {x: side(plan, results, paper_dataset, model, x, claim.get("metric", METRIC), protocols, paper)
                  for x in {x for a, _, b in comparisons for x in (a, b)}}
         for p in protocols:
-            line = Line(claim["id"], paper_dataset, run_dataset(plan, paper_dataset), model)
+            line = Line(claim["id"], paper_dataset, run_dataset(plan, paper_dataset), model, rule=rule, margin=margin)
             for a, op, b in comparisons:
                 sa, sb = sides[a], sides[b]
                 line.tests.append(Test(sa.name, op, sb.name, sa.stat(p), sb.stat(p), plan.significance,
-                                       margin if op in COMPETITIVE else None, sa.seeds(p), sb.seeds(p),
+                                       margin if op in COMPETITIVE else None, a_seeds=sa.seeds(p), b_seeds=sb.seeds(p),
+                                       a_nan=sa.nan_seeds(p), b_nan=sb.nan_seeds(p),
                                        runs=sa.runs + sb.runs, seconds=(sa.seconds, sb.seconds),
                                        paper=sa.paper - sb.paper if sa.paper is not None and sb.paper is not None
                                        else None))
@@ -130,21 +134,23 @@ def evaluate(claim: dict, plan: Plan, results: Results, paper: Paper | None = No
             # the test pairs seeds: the seeds both sides ran (not the fewer side's count) are what it rests on
             assess(at_place[0], [r for t in ran for r in t.runs], min(t.n_pairs for t in ran))
             for line in at_place[1:]:
-                line.status, line.evidence = at_place[0].status, at_place[0].evidence
+                line.status, line.basis = at_place[0].status, at_place[0].basis
     return out
 
 
-def evaluate_all(claims: list[dict], plan: Plan, results: Results,
-                 explanations: dict[str, dict | None], paper: Paper | None = None) -> dict[str, list[tuple[dict, list[Line]]]]:
+def evaluate_all(claims: list[dict], plan: Plan, results: Results, explanations: dict[str, dict | None],
+                 paper: Paper | None = None, means: dict[str, dict | None] | None = None
+                 ) -> dict[str, list[tuple[dict, list[Line]]]]:
     """Every claim under both epoch protocols from one Results, in one pass: protocol -> [(claim, lines)].
-    C10 does not read test accuracy: its lines are the same under both."""
+    C10 does not read test accuracy: its lines are the same under both (``means``: Figure 2's mean
+    over seeds per paper dataset, as read once, :mod:`.read`)."""
     protocols = (results.protocol, *(p for p in PROTOCOLS if p != results.protocol))
     out: dict[str, list[tuple[dict, list[Line]]]] = {p: [] for p in protocols}
     for claim in claims:
         if "compare" in claim:
             by_protocol = evaluate(claim, plan, results, paper, protocols)
         else:
-            lines = evaluate_figure2(claim, plan, explanations)
+            lines = evaluate_figure2(claim, plan, explanations, means=means)
             by_protocol = {p: lines for p in protocols}
         for p in protocols:
             out[p].append((claim, by_protocol[p]))

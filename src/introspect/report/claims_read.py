@@ -86,11 +86,6 @@ def check_claim(claim: dict) -> tuple[str, float | None]:
     return rule or "all", float(margin) if competitive else None
 
 
-def rule_of(claim: dict) -> tuple[str, float | None]:
-    """``(combine, margin)`` of a comparison claim; ``("", None)`` for a check such as C10's."""
-    return check_claim(claim) if "compare" in claim else ("", None)
-
-
 def places(where: dict) -> list[tuple[str, str]]:
     """``where`` -> [(paper dataset, model)]: {dataset: d, models: [...]} or {d1: [...], d2: [...]}."""
     if "dataset" in where:

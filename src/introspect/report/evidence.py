@@ -5,8 +5,9 @@ A line is **decided** only when its runs are on the paper's full dataset (the da
 ``mnist``: MNIST's 60,000 / 10,000), with at least MIN_SEEDS seeds on every side, trained with the
 paper's recipe for (paper dataset, model family) (epochs, batch size, optimizer:
 :func:`introspect.config.recipe`). The same on a real subset of the paper's dataset (a source whose
-``real_subset_of`` names it: ``mnist5k``) is **reduced data**: real images, the paper's recipe, but
-another and smaller training and test set, so never plain "decided". Anything else (a stand-in
+``real_subset_of`` names it: ``mnist5k``), or on a part of the paper's own dataset (``dataset.subset``:
+a seeded, stratified share of its training images, its whole test set), is **reduced data**: real
+images, the paper's recipe, but fewer of them, so never plain "decided". Anything else (a stand-in
 dataset, fewer seeds, another recipe) is a **rehearsal**: it exercises the pipeline. The evidence
 names the dataset and its size against the paper's, the seeds and the training (epochs, batch).
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .judge import DECIDED, REDUCED, REHEARSAL, Line
+from .judge import DECIDED, REDUCED, REHEARSAL, Basis, Line
 from ..config import recipe
-from ..data import DATASETS
+from ..data import DATASETS, subset_counts
 from ..pipeline import Run
 from ..plan import FULL_TRAIN, TEST
 from ..registry import ConfigError
@@ -56,23 +57,27 @@ def split_sizes(path: str) -> tuple[int, int, int] | None:
     return _sizes(str(p.resolve()), p.stat().st_mtime) if p.is_file() else None
 
 
-def data_text(dataset: str, paper_dataset: str, path: str | None) -> str:
+def data_text(dataset: str, paper_dataset: str, path: str | None, subset: int | None = None) -> str:
     """The data in words with its size against the paper's: "mnist5k: 3,600 + 400 val of MNIST's
-    60,000 training images (7 %), test 1,000 (paper 10,000)"; "digits stands in for cifar10 (...)"."""
+    60,000 training images (7 % of train + val), test 1,000 (paper 10,000)"; "digits stands in for
+    cifar10 (...)"; with ``subset`` (the runs' dataset.subset) the counts the runs trained on."""
     sizes = split_sizes(path) if path else None
+    if sizes is not None and subset is not None:
+        sizes = (*subset_counts(sizes[0], sizes[1], subset), sizes[2])
     paper = PAPER_SIZES.get(paper_dataset)
     name = PAPER_NAMES.get(paper_dataset, paper_dataset)
     if not real_data(dataset, paper_dataset):
         size = f"{sizes[0]:,} + {sizes[1]:,} val images, " if sizes else ""
         return f"{dataset} stands in for {paper_dataset} ({size}not {name}'s images)"
-    kind = "" if dataset == paper_dataset else f"a real subset of {name}: "
+    kind = ("" if dataset == paper_dataset and subset is None else
+            f"a stratified part of {name} (dataset.subset {subset:,}): " if dataset == paper_dataset else f"a real subset of {name}: ")
     if sizes is None:
         return f"{dataset}: {kind}sizes not read ({path or 'no data path'} absent or unreadable)"
     train, val, test = sizes
     if paper is None:  # a dataset of the user's own: its own size is all there is to say
         return f"{dataset}: {kind}{train:,} + {val:,} val training images, test {test:,}"
     return (f"{dataset}: {kind}{train:,} + {val:,} val of {name}'s {paper[0]:,} training images "
-            f"({100 * (train + val) / paper[0]:.0f} %), test {test:,} (paper {paper[1]:,})")
+            f"({100 * (train + val) / paper[0]:.0f} % of train + val), test {test:,} (paper {paper[1]:,})")
 
 
 def recipe_gaps(configs: list[dict], paper_dataset: str, model: str) -> list[str]:
@@ -90,18 +95,33 @@ def recipe_gaps(configs: list[dict], paper_dataset: str, model: str) -> list[str
     return gaps
 
 
+def scaling_note(configs: list[dict], paper_dataset: str, model: str) -> str:
+    """", input scaling unit (the recipe's standardize)" when the runs scale their inputs otherwise than the
+    recipe they are judged against. The paper states no scaling, so the recipe's is our choice
+    (introspect.config): a difference is said, not counted as a departure from the paper's recipe."""
+    try:
+        want = recipe(paper_dataset, model).get("dataset", {}).get("scaling", "standardize")
+    except (ConfigError, KeyError, StopIteration):
+        return ""
+    got = sorted({c["dataset"].get("scaling", "standardize") for c in configs} - {want})
+    return f", input scaling {' and '.join(got)} (the recipe's {want})" if got else ""
+
+
 def assess(line: Line, runs: list[Run], seeds: int, unit: str = "a side") -> None:
-    """Set ``line.status`` and ``line.evidence`` (see the module's docstring): ``runs`` are the runs
+    """Set ``line.status`` and ``line.basis`` (see the module's docstring): ``runs`` are the runs
     behind it, ``seeds`` the seeds both sides ran (the pairs of the test; ``unit``: "of explanation data" for C10)."""
     configs = [r.resolved for r in runs]
     first = configs[0] if configs else None
-    data = data_text(line.dataset, line.paper_dataset, first["dataset"].get("path") if first else None) \
+    subsets = {c["dataset"].get("subset") for c in configs}
+    subset = max((n for n in subsets if n is not None), default=None)  # the sides of a line share one subset
+    data = data_text(line.dataset, line.paper_dataset, first["dataset"].get("path") if first else None, subset) \
         if line.dataset else "no dataset"
     gaps = recipe_gaps(configs, line.paper_dataset, line.model)
     training = ("not the paper's recipe: " + ", ".join(gaps) if gaps else
                 f"the paper's recipe ({first['epochs']} epochs, batch {first['batch_size']})" if first else "no run")
+    training += scaling_note(configs, line.paper_dataset, line.model)
     sound = bool(runs) and seeds >= MIN_SEEDS and not gaps
-    line.status = (DECIDED if sound and line.dataset == line.paper_dataset else
+    line.status = (DECIDED if sound and line.dataset == line.paper_dataset and subsets <= {None} else
                    REDUCED if sound and real_data(line.dataset, line.paper_dataset) else REHEARSAL)
-    line.evidence = f"{data}; {seeds} seed{'s' * (seeds != 1)} {unit}" + (
-        f" (a decided verdict needs {MIN_SEEDS})" if seeds < MIN_SEEDS else "") + f"; {training}"
+    line.basis = Basis(data, f"{seeds} seed{'s' * (seeds != 1)} {unit}" + (
+        f" (a decided verdict needs {MIN_SEEDS})" if seeds < MIN_SEEDS else ""), training)

@@ -6,7 +6,7 @@
   summed over colour channels) use a diverging colormap centred at 0; non-negative maps
   (Grad-CAM [h, w]) a sequential one from 0.
 - Figure 2: the class-by-class explanation similarity averaged over the test set and over the
-  explained row's seeds (the mean of one matrix per seed's run, ``claims.mean_over_seeds``, the very
+  explained row's seeds (the mean of one matrix per seed's run, ``rank_check.mean_over_seeds``, the very
   matrix claim C10 ranks), with lines saying which seeds it averages and what its diagonal is (the
   share of test images whose class map is not all zero).
 - Figure 3: the test metric of LE per explainer, per model: mean ± std over seeds as points with
@@ -205,7 +205,7 @@ def diagonal_note(similarity: np.ndarray, classes: list[str], explainer: str) ->
 
 
 def seeds_note(data: dict) -> str:
-    """Which seeds Figure 2 averages (``seeds``, ``missing``: :func:`introspect.report.claims.mean_over_seeds`);
+    """Which seeds Figure 2 averages (``seeds``, ``missing``: :func:`introspect.report.rank_check.mean_over_seeds`);
     "" for one run's matrix."""
     seeds, missing = list(data.get("seeds") or []), list(data.get("missing") or [])
     if not seeds:

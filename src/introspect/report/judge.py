@@ -50,6 +50,7 @@ NOT_RUN, NOT_APPLICABLE, MISSING = "not run in this config", "not applicable at 
 # paper's dataset at the paper's recipe, or anything else (it exercises the pipeline).
 DECIDED, REDUCED, REHEARSAL = "decided", "reduced data", "rehearsal"
 IUT, HOLM = "none (intersection-union)", "Holm"
+NULL_TOLERANCE = 1e-9  # an observed effect this close to 0 (points) is on the null: it points neither way
 PAIRED = "paired t on per-seed differences"
 
 
@@ -102,9 +103,12 @@ def hours(seconds: float) -> str:
 class Test:
     """One comparison ``a op b`` at one (dataset, model); labels name the chosen sweep value.
 
-    ``a_seeds`` / ``b_seeds`` name the seed of each value (default 0, 1, ... in order): the test
-    pairs the seeds both sides have. ``p_support_adj`` and ``p_against_adj`` are set once the claim's
-    family is known (:func:`decide`); ``runs``, ``paper`` and ``seconds`` by the claim's evaluation.
+    ``a_seeds`` / ``b_seeds`` (required, by keyword) name the seed of each value of ``a_stat`` /
+    ``b_stat``, in order: the test pairs the seeds both sides have, by name, never by position (a
+    side that lost a middle seed must not pair its seed 2 with the other's seed 1). ``a_nan`` /
+    ``b_nan`` are the seeds whose stored value was NaN (a diverged run): counted as missing, and said.
+    ``p_support_adj`` and ``p_against_adj`` are set once the claim's family is known (:func:`decide`);
+    ``runs``, ``paper`` and ``seconds`` by the claim's evaluation.
     """
 
     a: str
@@ -114,14 +118,21 @@ class Test:
     b_stat: Stat | None
     level: float
     margin: float | None = None  # points of accuracy; >= and <= only
-    a_seeds: tuple[int, ...] = ()
-    b_seeds: tuple[int, ...] = ()
+    a_seeds: tuple[int, ...] = field(kw_only=True)
+    b_seeds: tuple[int, ...] = field(kw_only=True)
+    a_nan: tuple[int, ...] = ()
+    b_nan: tuple[int, ...] = ()
     p_support_adj: float = math.nan
     p_against_adj: float = math.nan
     support_correction: str = HOLM
     runs: tuple[Run, ...] = ()  # every planned run of both sides (their chosen sweep values)
     paper: float | None = None  # the paper's mean a − mean b, same units
     seconds: tuple[float | None, float | None] = (None, None)  # one seed of a, of b, at this scale
+
+    def __post_init__(self):
+        for name, stat, seeds in (("a", self.a_stat, self.a_seeds), ("b", self.b_stat, self.b_seeds)):
+            if stat is not None and len(seeds) != stat.n:
+                raise ValueError(f"{name}_seeds: {len(seeds)} seeds for {stat.n} values of {getattr(self, name)}")
 
     @property
     def run(self) -> bool:
@@ -132,8 +143,8 @@ class Test:
         """``(seeds, a values, b values)`` of the seeds both sides have, in seed order."""
         if not self.run:
             return (), np.array([]), np.array([])
-        a = dict(zip(self.a_seeds or range(self.a_stat.n), self.a_stat.values))
-        b = dict(zip(self.b_seeds or range(self.b_stat.n), self.b_stat.values))
+        a = dict(zip(self.a_seeds, self.a_stat.values))
+        b = dict(zip(self.b_seeds, self.b_stat.values))
         seeds = tuple(sorted(set(a) & set(b)))
         return seeds, np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
 
@@ -194,14 +205,38 @@ class Test:
         return stats.diff_std(*self.paired[1:]) if self.run and stats.paired_testable(*self.paired[1:]) else math.nan
 
     @property
+    def null(self) -> float:
+        """The value of Δ = a − b its null hypothesis sits at: 0, −m for ``>=``, +m for ``<=``."""
+        return -OPS[self.op] * (self.margin or 0.0)
+
+    def null_text(self) -> str:
+        return "0" if not self.margin else fmt.signed(self.null, 2)
+
+    @property
     def other_way(self) -> bool:
-        """An inconclusive comparison whose observed Δ lies on the against side of its null."""
-        return self.verdict == INCONCLUSIVE and not fmt.missing(self.diff) and self.effect(self.diff) <= 0
+        """An inconclusive comparison whose observed Δ lies on the against side of its null (not on it)."""
+        return self.verdict == INCONCLUSIVE and not fmt.missing(self.diff) and self.effect(self.diff) < -NULL_TOLERANCE
+
+    @property
+    def on_null(self) -> bool:
+        """An inconclusive comparison whose observed Δ is its null (0, or −m): it points neither way."""
+        return self.verdict == INCONCLUSIVE and not fmt.missing(self.diff) and abs(self.effect(self.diff)) <= NULL_TOLERANCE
+
+    @property
+    def interval_side(self) -> str:
+        """"support" or "against" where an inconclusive comparison's interval lies wholly on that side of
+        its null; "" otherwise. It happens on a Holm-adjusted side (the against side of every claim, the
+        support side of an ``any`` or ``most`` claim): the p-value is adjusted there, the interval never is."""
+        low, high = self.interval
+        if self.verdict != INCONCLUSIVE or fmt.missing(low):
+            return ""
+        effects = (self.effect(low), self.effect(high))
+        return "support" if min(effects) > 0 else "against" if max(effects) < 0 else ""
 
     @property
     def seeds_needed(self) -> int | None:
         """Seeds per side for 80 % power at the observed Δ and our std (inconclusive comparisons only)."""
-        if self.verdict != INCONCLUSIVE or self.other_way or fmt.missing(self.std):
+        if self.verdict != INCONCLUSIVE or self.other_way or self.on_null or fmt.missing(self.std):
             return None
         return stats.seeds_needed(self.effect(self.diff), self.std, self.level)
 
@@ -222,9 +257,36 @@ class Test:
         return float(sum(k * sec for k, sec in extra if k))
 
     @property
+    def nan_note(self) -> str:
+        """The seeds left out because their stored value was NaN (a diverged run), "" when none."""
+        parts = [f"{name} seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))}"
+                 for name, seeds in ((self.a, self.a_nan), (self.b, self.b_nan)) if seeds]
+        return f"NaN (a diverged run), counted as missing: {'; '.join(parts)}" if parts else ""
+
+    @property
+    def interval_note(self) -> str:
+        """Why an interval wholly on one side of the null is still inconclusive (:attr:`interval_side`)."""
+        side = self.interval_side
+        if not side:
+            return ""
+        raw, adjusted = (self.pvalues[0], self.p_support_adj) if side == "support" else (self.pvalues[1], self.p_against_adj)
+        return (f"the {100 * self.confidence:g} % interval excludes {self.null_text()} on the {side} side, but the "
+                f"{side} side is Holm-adjusted over the claim's comparisons and the interval is not: adjusted p "
+                f"{side} {fmt.pvalue(adjusted)} ≥ {self.level:g} (raw {fmt.pvalue(raw)})")
+
+    @property
+    def remark(self) -> str:
+        """What a reader of the row must know beside its numbers: NaN seeds, an interval the Holm-adjusted
+        verdict does not follow."""
+        return "; ".join(n for n in (self.nan_note, self.interval_note) if n)
+
+    @property
     def power_note(self) -> str:
         if self.verdict != INCONCLUSIVE:
             return ""
+        if self.on_null:
+            return (f"the observed Δ is {self.null_text()}, the null itself: it points neither way, and more seeds "
+                    "would not be expected to support it")
         if self.other_way:
             return "the observed Δ points the other way: more seeds would not be expected to support it"
         if fmt.missing(self.std):
@@ -246,7 +308,9 @@ class Test:
         head = f"at the paper's Δ {fmt.signed(self.paper)} with our std of the differences {fmt.num(self.std)}: "
         if fmt.missing(self.std):
             return head + "no std of ours to plan with"
-        if self.effect(self.paper) <= 0:
+        if abs(self.effect(self.paper)) <= NULL_TOLERANCE:
+            return head + f"its Δ is {self.null_text()}, the null itself: no seed count"
+        if self.effect(self.paper) < 0:
             return head + "its Δ points the other way"
         n = self.seeds_needed_paper
         if n is None:
@@ -267,11 +331,31 @@ class Test:
             parts.append(self._paper_text())
         return "; ".join(parts)
 
+    @property
+    def row_text(self) -> str:
+        """The last cell of the comparison's row: its :attr:`remark`, then :attr:`plan_text`."""
+        return "; ".join(t for t in (self.remark, self.plan_text) if t)
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a line rests on, in words (:func:`.evidence.assess`): its data against the paper's, its
+    seeds and its training against the paper's recipe. A report states each dataset's once and refers
+    to it (:mod:`.rests_on`); ``text`` is the whole sentence (claims.csv's ``evidence``)."""
+
+    data: str  # "mnist5k: a real subset of MNIST: 3,600 + 400 val of ..."
+    seeds: str  # "3 seeds a side", "3 seeds of explanation data"
+    training: str  # "the paper's recipe (50 epochs, batch 16)", "not the paper's recipe: epochs 3 (paper 50), ..."
+
+    @property
+    def text(self) -> str:
+        return f"{self.data}; {self.seeds}; {self.training}"
+
 
 @dataclass
 class Line:
     """A claim at one (paper dataset, model): its comparisons, their combined verdict and what it
-    rests on (``status``: DECIDED, REDUCED or REHEARSAL, with its ``evidence`` in words: :mod:`.evidence`)."""
+    rests on (``status``: DECIDED, REDUCED or REHEARSAL, with its ``basis`` in words: :mod:`.evidence`)."""
 
     claim: str
     paper_dataset: str
@@ -281,7 +365,13 @@ class Line:
     verdict: str = NOT_RUN
     note: str = ""
     status: str = REHEARSAL
-    evidence: str = ""
+    basis: Basis | None = None
+    rule: str = ""  # the claim's combine rule ("" for a fixed rule such as C10's) ...
+    margin: float | None = None  # ... and its non-inferiority margin, as the claim was read
+
+    @property
+    def evidence(self) -> str:
+        return self.basis.text if self.basis else ""
 
     @property
     def decided(self) -> bool:
@@ -321,6 +411,7 @@ def _line_note(line: Line) -> str:
     unrun = sorted({x for t in line.tests if not t.run for x, s in ((t.a, t.a_stat), (t.b, t.b_stat)) if s is None})
     if unrun:
         notes.append(f"not run in this config: {', '.join(unrun)}")
+    notes += [f"{t.a} {t.op} {t.b}: {t.nan_note}" for t in ran if t.nan_note]
     if any(t.n_pairs < 2 for t in ran):
         notes.append("fewer than 2 seeds paired")
     elif any(not stats.paired_testable(*t.paired[1:]) for t in ran):
@@ -335,6 +426,11 @@ def decide(lines: list[Line], rule: str) -> None:
         if any(t.run for t in line.tests):
             line.verdict = combine([t.verdict for t in line.tests], rule)
             line.note = _line_note(line)
+
+
+def rule_of_lines(lines: list[Line]) -> tuple[str, float | None]:
+    """``(combine rule, margin)`` the claim of ``lines`` was judged by; ``("", None)`` for a fixed rule."""
+    return (lines[0].rule, lines[0].margin) if lines else ("", None)
 
 
 def counted(lines: list[Line]) -> list[Line]:

@@ -23,6 +23,7 @@ RULE = f"a fixed rule, not a statistical test: each class of a pair in the top {
 
 @dataclass
 class PairLine(Line):
+    rule_text = RULE  # what each pair's row says its test is
     checks: list[PairCheck] = field(default_factory=list)  # on the mean over seeds
     seeds: list[int] = field(default_factory=list)  # the seeds whose explanations were averaged
     passing: dict[tuple[str, str], int] = field(default_factory=dict)  # pair -> how many of those seeds pass it alone
@@ -60,10 +61,11 @@ def mean_over_seeds(explained: dict[int, dict | None]) -> dict | None:
 
 
 def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict[int, dict | None]],
-                     pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS) -> list[Line]:
+                     pairs: dict[str, list[tuple[str, str]]] = FIGURE2_PAIRS,
+                     means: dict[str, dict | None] | None = None) -> list[Line]:
     """C10, one line per paper dataset (``explanations``: paper dataset -> seed -> that run's
-    explanations.pt or None). Decided needs MIN_SEEDS seeds of explanation data, the paper's full
-    dataset and recipe (:func:`.evidence.assess`)."""
+    explanations.pt or None; ``means``: their :func:`mean_over_seeds` where already taken). Decided
+    needs MIN_SEEDS seeds of explanation data, the paper's full dataset and recipe (:func:`.evidence.assess`)."""
     lines = []
     explained = plan.explained_runs()
     for paper_dataset in sorted(pairs):
@@ -71,7 +73,7 @@ def evaluate_figure2(claim: dict, plan: Plan, explanations: dict[str, dict[int, 
         run = runs[0] if runs else None
         line = PairLine(claim["id"], paper_dataset, run.dataset if run else None, run.model if run else "")
         per_seed = {r.seed: (explanations.get(paper_dataset) or {}).get(r.seed) for r in runs}
-        data = mean_over_seeds(per_seed)
+        data = means[paper_dataset] if means and paper_dataset in means else mean_over_seeds(per_seed)
         if run is None:
             line.verdict = NOT_RUN
         elif data is None:

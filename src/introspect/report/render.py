@@ -3,11 +3,11 @@ the index and beyond.md share. Nothing here decides anything (:mod:`.judge`, :mo
 from __future__ import annotations
 
 from . import fmt
-from .claims_read import ALIASES, METRIC, parse, rule_of, run_dataset
+from .claims_read import ALIASES, METRIC, run_dataset
 from .evidence import MIN_SEEDS
 from .judge import (DECIDED, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, NOT_SUPPORTED, REDUCED, REHEARSAL, SUPPORTED,
-                    Line, Test, claim_status, claim_verdict, counted)
-from .rank_check import RULE as RANK_RULE
+                    Line, Test, claim_status, claim_verdict, counted, rule_of_lines)
+from .rests_on import Bases
 from .stats import interval_level
 from ..analysis import TOP
 from ..pipeline import Plan
@@ -18,6 +18,7 @@ CSV_COLUMNS = ("claim", "source", "combine", "margin", "claim_verdict", "claim_s
                "support_correction", "p_against", "p_against_adjusted", "p_support_welch", "p_against_welch",
                "verdict", "std_diff", "seeds_needed", "extra_seconds", "paper_diff", "seeds_needed_paper",
                "power_note", "note")
+REST_HEADING = "## What the verdicts rest on\n"
 RULE_TEXT = {"all": "every comparison at a dataset and model must hold",
              "any": "at least one comparison at a dataset and model must hold",
              "most": "more than half of the comparisons at a dataset and model must hold"}
@@ -49,16 +50,11 @@ def lines_text(lines: list[Line]) -> str:
     return "; ".join(parts + ([f"not run: {', '.join(unrun)}"] if unrun else [])) or fmt.DASH
 
 
-def evidence_text(lines: list[Line]) -> str:
-    """Each counted line's evidence, "where: evidence", joined by " · "."""
-    return " · ".join(f"{ln.where}: {ln.evidence}" for ln in counted(lines) if ln.evidence) or fmt.DASH
-
-
 def to_decide(lines: list[Line]) -> list[str]:
     """What would decide each inconclusive comparison of a claim: "mnist/mlp1024 le_grad > ls (Δ +0.12):
     12 seeds per side (+1.3 h); at the paper's Δ +0.15 with our std of the differences 0.20: ..."."""
     open_ = [(ln, t) for ln in counted(lines) for t in ln.tests if t.run and t.verdict == INCONCLUSIVE]
-    items = [f"{ln.where} {t.a} {t.op} {t.b} (Δ {fmt.signed(t.diff)}): {t.plan_text}" for ln, t in open_ if t.n_pairs >= 2]
+    items = [f"{ln.where} {t.a} {t.op} {t.b} (Δ {fmt.signed(t.diff)}): {t.row_text}" for ln, t in open_ if t.n_pairs >= 2]
     untested = [f"{ln.where} {t.a} {t.op} {t.b} ({t.n_pairs} paired)" for ln, t in open_ if t.n_pairs < 2]
     if untested:
         items.append(f"fewer than 2 seeds paired, no test yet: {', '.join(untested)}")
@@ -93,7 +89,7 @@ def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
     """One row per comparison (or class pair); lines with none get one row."""
     rows = []
     for claim, lines in evaluated:
-        rule, margin = rule_of(claim)
+        rule, margin = rule_of_lines(lines)
         head = {"claim": claim["id"], "source": claim.get("source", ""), "combine": rule, "margin": margin,
                 "claim_verdict": claim_verdict(lines), "claim_status": claim_status(lines)}
         if all(ln.verdict == NOT_RUN for ln in lines):
@@ -103,8 +99,9 @@ def csv_rows(evaluated: list[tuple[dict, list[Line]]]) -> list[dict]:
             base = head | {"paper_dataset": line.paper_dataset, "dataset": line.dataset or "", "model": line.model,
                            "line_verdict": line.verdict, "status": line.status, "evidence": line.evidence,
                            "note": line.note}
-            items = [_test_cells(t) for t in line.tests]
-            items += [{"comparison": f"pair ({c.pair[0]}, {c.pair[1]})", "test": RANK_RULE,
+            items = [_test_cells(t) | {"note": "; ".join(n for n in (t.remark, line.note) if n)} if t.run else _test_cells(t)
+                     for t in line.tests]
+            items += [{"comparison": f"pair ({c.pair[0]}, {c.pair[1]})", "test": line.rule_text,
                        "verdict": line.pair_verdict(c), "note": "" if c.ranks is None else line.pair_text(c)}
                       for c in getattr(line, "checks", [])]
             rows += [{k: None for k in CSV_COLUMNS} | base | item for item in items or [{"verdict": line.verdict}]]
@@ -119,11 +116,14 @@ def legend(plan: Plan) -> str:
         f"- **Decided, reduced data or rehearsal.** A verdict is *decided* only where its runs are on the paper's "
         f"full dataset, with at least {MIN_SEEDS} seeds on every side, trained with the paper's recipe for that "
         "dataset and model family (epochs, batch size, optimizer). The same on a real subset of the paper's "
-        "dataset (mnist5k: 4,000 of MNIST's 60,000 training digits, its test split drawn from them) is *reduced "
-        "data*, marked \"(reduced data)\": real images and the paper's recipe, but fewer of them and another test "
-        "set. Every other verdict is a *rehearsal*, marked \"(rehearsal)\": it exercises the pipeline. The "
-        f"`evidence` names the dataset and its size against the paper's, the seeds and the training. C10 needs "
-        f"{MIN_SEEDS} seeds of explanation data (one explained run per seed).",
+        "dataset (a dataset whose images are a part of the paper's, e.g. mnist5k: 4,000 of MNIST's 60,000 "
+        "training digits, its test split drawn from them) or on a stratified part of the paper's own dataset "
+        "(`dataset.subset`: fewer training images, the paper's whole test set) is *reduced data*, marked "
+        "\"(reduced data)\": real images and the paper's recipe, but fewer of them. Every other verdict is a "
+        "*rehearsal*, marked \"(rehearsal)\": it exercises the pipeline. What each line rests on (the dataset and "
+        "its size against the paper's, the seeds, the training against the paper's recipe) is stated once per "
+        f"dataset, in the table *What the verdicts rest on* (D1, D2, ...). C10 needs {MIN_SEEDS} seeds of "
+        "explanation data (one explained run per seed).",
         "- Each comparison `a op b` is a one-sided question about Δ = a − b over seeds; `<` and `<=` swap the "
         "sides (`a < b` is asked as `b > a`). The rows of one seed share their data order (and, without a "
         "teacher, their initialization), so the test is the **paired t-test on the per-seed differences** over "
@@ -142,13 +142,17 @@ def legend(plan: Plan) -> str:
         "(fewer than 2 seeds paired, or no variance in the differences: p is shown as —).",
         f"- Each comparison shows the paired **{level} two-sided confidence interval** of Δ (1 − 2α): the level "
         "of its one-sided tests at α, so a supported `>` has its lower bound above 0 and a supported `>=` above "
-        "−m (for Holm-adjusted comparisons the interval is not adjusted).",
+        "−m. The interval is never adjusted, the Holm-corrected side is: a comparison can be inconclusive with its "
+        "interval wholly on the against side (or, for `any` and `most`, the support side) of its null, and its "
+        "row then says so, with the adjusted p.",
+        "- A metric stored as NaN (a diverged run) counts as a missing seed, and the comparison's row names it.",
         "- An inconclusive comparison shows the seeds per side that would give its test 80 % power at α "
         "(noncentral t) at the observed Δ, and, for the paper's claims, at the paper's own Δ, **both with our "
         "std of the per-seed differences** (the paper gives no spread of differences, and its per-row stds are "
         "smaller than ours), with what training the missing seeds would add by `introspect plan`'s estimate "
         "(the shipped one-thread CPU bench unless it is given another); where our seeds fall short at the "
-        "paper's Δ it gives their power; where the observed Δ points the other way it says so instead.",
+        "paper's Δ it gives their power; where the observed Δ points the other way, or is exactly the null "
+        "(0, or −m), it says so instead.",
         "- At one dataset and model, a claim's k comparisons combine by its rule (`combine`), which needs r "
         "of them: `all` r = k, `any` r = 1, `most` r = ⌊k/2⌋ + 1. The line is **supported** when at least r "
         "comparisons are supported, **not supported** when more than k − r are not supported (fewer than r "
@@ -163,11 +167,11 @@ def legend(plan: Plan) -> str:
         "every applicable pair passes on that mean. Each pair also says in how many of the seeds it passes alone.\n"])
 
 
-def _rule_line(claim: dict) -> str:
-    rule, margin = rule_of(claim)
+def _rule_line(claim: dict, lines: list[Line]) -> str:
+    rule, margin = rule_of_lines(lines)
     if not rule:
         return ""
-    k = len(parse(claim["compare"]))
+    k = len(lines[0].tests)
     text = f"Combine: `{rule}` ({RULE_TEXT[rule]}; {k} comparison{'s' if k > 1 else ''} at each)"
     if claim.get("metric", METRIC) != METRIC:
         text = f"Metric: `{claim['metric']}` per seed. " + text
@@ -178,17 +182,17 @@ def _pcell(raw: float, adjusted: float) -> str:
     return f"{fmt.pvalue(raw)} ({fmt.pvalue(adjusted)})"
 
 
-def _rows(line: Line) -> list[list[str]]:
+def _rows(line: Line, bases: Bases) -> list[list[str]]:
     where = [line.paper_dataset, line.dataset or fmt.DASH, line.model]
     rows = [[*where, f"{t.a} {t.op} {t.b}", t.test, fmt.num(t.a_stat.mean), fmt.num(t.b_stat.mean), diff_cell(t),
              f"{t.a_stat.n}, {t.b_stat.n} ({t.n_pairs})", _pcell(t.pvalues[0], t.p_support_adj),
              _pcell(t.pvalues[1], t.p_against_adj), fmt.pvalue(t.welch_pvalues[0]), shown(t.verdict, line.status),
-             t.plan_text] for t in line.tests if t.run]
-    rows += [[*where, f"pair ({c.pair[0]}, {c.pair[1]}): {line.pair_text(c)}", RANK_RULE, "", "", "", "", "", "", "",
+             t.row_text] for t in line.tests if t.run]
+    rows += [[*where, f"pair ({c.pair[0]}, {c.pair[1]}): {line.pair_text(c)}", line.rule_text, "", "", "", "", "", "", "",
               shown(line.pair_verdict(c), line.status), ""] for c in getattr(line, "checks", [])]
     rows.append([*where, "**at this dataset and model**", "", "", "", "", "", "", "", "",
                  f"**{shown(line.verdict, line.status)}**" + (f" ({line.note})" if line.note else ""),
-                 f"evidence: {line.evidence}" if line.evidence else ""])
+                 f"rests on {bases.refs([line])}" if line.basis else ""])
     return rows
 
 
@@ -196,6 +200,7 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
              other_protocol: str = "") -> str:
     """claims.md; ``other``: each claim's verdict under the other epoch protocol, shown beside it and
     flagged where it differs."""
+    bases = Bases(evaluated)
     mapping = ", ".join(f"{d} → {run_dataset(plan, d)}" for d in sorted({t.paper_dataset for t in plan.tables}))
     aliases = "; ".join(f"`{k}` means " + " and ".join(f"{v} on {d}" for d, v in m.items()) for k, m in ALIASES.items())
     out = ["# Claims\n",
@@ -209,19 +214,20 @@ def markdown(evaluated: list[tuple[dict, list[Line]]], plan: Plan, other: dict[s
            + (f"; the column beside gives each verdict under `{other_protocol}` and flags (⚠) a verdict that differs."
               if other is not None else ".") + "\n",
            fmt.markdown(["claim", "source", "combine", "verdict", *([f"under {other_protocol}"] if other is not None else []),
-                         "lines", "claim text"],
-                        [[c["id"], c.get("source", ""), rule_of(c)[0] or fmt.DASH, claim_cell(ls),
+                         "lines", "data", "claim text"],
+                        [[c["id"], c.get("source", ""), rule_of_lines(ls)[0] or fmt.DASH, claim_cell(ls),
                           *([protocol_cell(claim_verdict(ls), other[c["id"]], claim_status(ls))] if other is not None else []),
-                          lines_text(ls), c.get("text", "")] for c, ls in evaluated])]
+                          lines_text(ls), bases.refs(ls), c.get("text", "")] for c, ls in evaluated]),
+           REST_HEADING, bases.markdown() or "No claim ran.\n"]
     for claim, lines in evaluated:
         out.append(f"## {claim['id']} ({claim.get('source', '')}): {claim_cell(lines)}\n\n{claim.get('text', '')}\n")
-        out += [x for x in [_rule_line(claim)] if x]
+        out += [x for x in [_rule_line(claim, lines)] if x]
         if all(ln.verdict == NOT_RUN for ln in lines):
             out.append(f"{NOT_RUN.capitalize()}.\n")
             continue
-        rows = [r for line in lines if line.verdict != NOT_RUN for r in _rows(line)]  # unrun models: left out
+        rows = [r for line in lines if line.verdict != NOT_RUN for r in _rows(line, bases)]  # unrun models: left out
         out.append(fmt.markdown(["paper dataset", "ours on", "model", "comparison", "test", "mean a", "mean b",
                                  ci_header(plan.significance), "n a, b (paired)", "p support (adjusted)",
                                  "p against (Holm)", "Welch p support", "verdict",
-                                 "to decide (80 % power, our std) / evidence"], rows))
+                                 "remarks; to decide (80 % power, our std) / rests on"], rows))
     return "\n".join(out)

@@ -98,14 +98,29 @@ def other_protocol(protocol: str) -> str:
     return PROTOCOLS[1 - PROTOCOLS.index(protocol)]
 
 
-def metric(metrics: dict, key: str) -> float | None:
-    """``key`` of a metrics.json; test_acc and test_err are read one from the other when one is absent."""
-    if key in metrics:
+def stored(metrics: dict, key: str) -> float | None:
+    """``key`` of a metrics.json as stored (NaN kept); test_acc and test_err are read one from the other
+    when one is absent."""
+    if metrics.get(key) is not None:
         return float(metrics[key])
     base = key.removeprefix("best_val_")
-    if COMPLEMENT.get(base) and key.replace(base, COMPLEMENT[base]) in metrics:
-        return 100.0 - float(metrics[key.replace(base, COMPLEMENT[base])])
+    other = key.replace(base, COMPLEMENT[base]) if COMPLEMENT.get(base) else None
+    if other and metrics.get(other) is not None:
+        return 100.0 - float(metrics[other])
     return None
+
+
+def diverged(metrics: dict, key: str) -> bool:
+    """Whether ``key`` is stored as NaN or ±inf (a diverged run): :func:`metric` counts it as missing."""
+    value = stored(metrics, key)
+    return value is not None and not math.isfinite(value)
+
+
+def metric(metrics: dict, key: str) -> float | None:
+    """``key`` of a metrics.json (see :func:`stored`); None when absent or not finite: a diverged run's
+    NaN is a missing value, never a number to average (the verdicts say which seeds, :func:`diverged`)."""
+    value = stored(metrics, key)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _read_history(path: Path) -> list[dict]:
