@@ -128,18 +128,20 @@ def test_mnist_reader_on_files_in_torchvision_layout(tmp_path):
     assert d["tensors"]["x_test"].shape[1:] == (1, 28, 28) and d["augment"] == "none"
 
 
-def test_offline_and_absent_is_one_line_naming_path_and_command(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,reader", [("cifar10", "CIFAR10"), ("cifar100", "CIFAR100")])
+def test_offline_and_absent_is_one_line_naming_path_and_command(tmp_path, monkeypatch, name, reader):
     import torchvision
 
     def offline(*a, **k):
         raise OSError("no network")
 
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    monkeypatch.setattr(getattr(torchvision.datasets, reader), "download", offline)
     with pytest.raises(DataError) as err:
-        prepare("cifar10", tmp_path / "c.pt", raw=tmp_path / "raw")
+        prepare(name, tmp_path / "c.pt", raw=tmp_path / "raw")
     msg = str(err.value)
-    assert "\n" not in msg and str(tmp_path / "raw" / "cifar10") in msg
-    assert f"introspect prepare --dataset cifar10 --raw {tmp_path / 'raw'}" in msg
+    assert "\n" not in msg and msg.startswith(f"{tmp_path / 'raw' / name}: no {reader} there in any layout read")
+    assert "train/<class>/*.png" in msg and "train-*.parquet" in msg  # the error names the layouts it reads
+    assert f"introspect prepare --dataset {name} --raw {tmp_path / 'raw'}" in msg
     assert not (tmp_path / "c.pt").exists()
 
 
@@ -200,7 +202,7 @@ def test_fashionmnist_reader_on_files_in_torchvision_layout(tmp_path):
     assert d["classes"][0] == "t-shirt/top"
 
 
-@pytest.mark.parametrize("name,reader", [("cifar100", "CIFAR100"), ("svhn", "SVHN"), ("fashionmnist", "FashionMNIST")])
+@pytest.mark.parametrize("name,reader", [("svhn", "SVHN"), ("fashionmnist", "FashionMNIST")])
 def test_the_new_torchvision_sets_offline_and_absent_are_the_cifar10_line(tmp_path, monkeypatch, name, reader):
     import torchvision
 
@@ -307,8 +309,9 @@ def test_a_runs_code_digest_covers_the_data_core_and_its_own_datasets_source(fol
     package = Path(provenance.__file__).resolve().parent
     files = {p.relative_to(package).as_posix() for p in code_files("ce", "resnet8", "cifar100")}
     assert {"data/__init__.py", "data/base.py", "data/prepared.py", "data/device.py", "data/download.py",
-            "data/sources/cifar100.py", "data/sources/cifar10.py"} <= files  # CIFAR-100 reads with CIFAR10's helper
-    assert not files & {"data/sources/svhn.py", "data/folder.py", "data/sources/digits.py"}
+            "data/sources/cifar100.py", "data/sources/cifar10.py", "data/layouts.py",
+            "data/folder.py"} <= files  # CIFAR-100 reads as CIFAR10 does: its layouts and their image reader
+    assert not files & {"data/sources/svhn.py", "data/sources/digits.py"}
     folder_source()
     assert "data/folder.py" in {p.relative_to(package).as_posix() for p in code_files("ce", "resnet8", "myimages")}
     assert code_digest("ce", "resnet8", "cifar100") != code_digest("ce", "resnet8", "svhn")

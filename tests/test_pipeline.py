@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from helpers import ROOT
+from introspect.scales import SCALES
 from introspect import pipeline
 from introspect.methods import METHODS
 from introspect.registry import ConfigError
@@ -71,7 +72,7 @@ def mutate(path: str, value):
 DELETE = object()
 
 BAD = [
-    ("scale", "huge", "scale: expected one of quick, laptop, mnist_full, mnist_cut, paper, got 'huge'"),
+    ("scale", "huge", f"scale: expected one of {', '.join(SCALES)}, got 'huge'"),
     ("significance", 2, "significance: expected a number in (0, 1), got 2"),
     ("seeds", [], "seeds: expected a non-empty list, got []"),
     ("seeds", "zero", "seeds: expected a list or {quick: ..., paper: ...}, got 'zero'"),

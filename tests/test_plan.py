@@ -21,7 +21,7 @@ def test_counts_and_hours_from_a_bench_file(tmp_path, capsys):
     bench = {"device": "test", "batch_size": 100, "step_ms": {"resnet8": {"ce": 10.0}}}
     e = estimate(plan, bench)
     run = "cifar10/resnet8/ce/seed0"
-    assert e["passes"][run] == 160 * 45000 == 160 * train_images("cifar10")
+    assert e["passes"][run] == 160 * 45000 == 160 * train_images(plan.runs[run])
     train, evaluation = 160 * 45000 / 100 * 0.010, 160 * (5000 + 10000) / 100 * 0.010 / 3  # steps x 10 ms; val + test, forward
     assert e["hours"][run] == pytest.approx((train + evaluation) / 3600)
     assert "resnet14/ce" in e["unmeasured"] and run not in e["support"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import NAME, model_weights, read_checkpoint
-from .data import load_prepared, loader, pick_device
+from .data import for_run, load_prepared, loader, pick_device
 from .explain import build_explainer, class_similarity, cosine_to_class
 from .fileio import save_torch
 from .methods.runs import build
@@ -95,7 +95,7 @@ def explain_run(run: Path, out: Path, explainer: str | None = None, examples: in
         if explainer == "auto":
             explainer = "gradcam" if model.conv_layer is not None else "grad"
     ex = build_explainer(explainer, model, key="--explainer")
-    data = load_prepared(Path(cfg["dataset"]["path"]))
+    data = for_run(load_prepared(Path(cfg["dataset"]["path"])), cfg["dataset"])
     c = len(data["classes"])
     total, n = torch.zeros(c, c, device=dev), 0
     picked: dict[int, dict] = {}

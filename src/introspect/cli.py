@@ -1,7 +1,8 @@
 """`introspect prepare | models | train | cache | explain | evaluate | report | bench | plan | status`: thin argparse over the library's functions.
 
 Errors meant for people end the command with one line on stderr: exit 2 for a bad command line
-or config (nothing is written), exit 1 for a missing/damaged file or a diverged run.
+or config (nothing is written), exit 1 for a missing/damaged file, a diverged run, or a file that
+cannot be written for want of space or permission (introspect.fileio.WriteError).
 """
 from __future__ import annotations
 
@@ -301,6 +302,8 @@ def cmd_plan(args) -> int:
     calibration = (Calibration(None, "bench not calibrated to this CPU, --no-probe: the step times of the CPU it was made on")
                    if args.no_probe else calibrate(bench or default_bench()[0]))
     print(report(plan, bench, args.bench or "", calibration=calibration))
+    for line in plan.missing_data():  # the estimate stands; the data it needs is not here yet
+        print(f"# data missing: {line}")
     return 0
 
 
@@ -428,6 +431,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .fileio import WriteError, trouble
     from .train import Diverged
 
     args = parser().parse_args(argv)
@@ -436,8 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except (DataError, Diverged, CheckpointError) as exc:
+    except (DataError, Diverged, CheckpointError, WriteError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # no space or permission outside fileio's writers: the file, why, what to do
+        if (why := trouble(exc)) is None:
+            raise
+        print(f"{PROG}: error: {exc.filename or 'a file'}: {'; '.join(why)}", file=sys.stderr)
         return 1
 
 

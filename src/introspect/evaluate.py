@@ -14,8 +14,8 @@
     (Petsiuk et al. 2018, RISE, Sec. 4.1), read on the predicted class's logit margin in units of the
     model's median clean margin, so that they measure the map and not the model's confidence, each
     also against random maps on the same images and model (real − random per image, with its
-    interval over images), ties and images of the blank image's class left out and counted
-    (:func:`faithfulness`; the random maps are drawn from a seed derived from the run's seed,
+    interval over images, :data:`CI_LEVEL`), ties and images of the blank image's class left out and
+    counted, and no score on fewer than :data:`MIN_SCORED` scored images (:func:`faithfulness`; the random maps are drawn from a seed derived from the run's seed,
     :func:`random_maps_seed`, so an evaluation is deterministic), and Captum's infidelity
     (Yeh et al. 2019; ``captum.metrics.infidelity``, Gaussian perturbations, optimally rescaled
     attributions);
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .analysis import load_run, pair_scores
-from .data import load_prepared, loader, pick_device
+from .data import for_run, load_prepared, loader, pick_device
 from .explain import build_explainer, class_similarity, gradcam_of_class
 from .fileio import save_json
 from .provenance import checkpoint_digest, tool_digest
@@ -52,12 +52,18 @@ IMAGES = 256  # the explanation subset: the first test images
 STEPS = 16  # deletion / insertion curves: 0, 1/16, ..., 1 of the pixels removed or added
 NOISE_STD = 0.1  # infidelity's Gaussian perturbations, in normalized input units
 PERTURBATIONS = 10  # infidelity: perturbations per image
-BASELINE = "0 in normalized units (each channel's dataset mean)"  # what a removed pixel becomes
+# What a removed pixel becomes: 0 in the model's input units, by the run's dataset.scaling
+BASELINE = {"standardize": "0 in normalized units (each channel's dataset mean)", "unit": "0 (a black pixel)"}
 # A clean margin at most this fraction of the image's largest |logit| is a tie: 8 float32 rounding
 # units (2^-23 each), the size at which the order of the floating-point operations can flip the top-1
 TIE = 2.0 ** -20
 CI_LEVEL = 0.90  # the per-run interval over images of the relative deletion / insertion scores: the report's
 # level (two-sided 90 %, that of a one-sided test at 0.05)
+# The fewest scored images a deletion / insertion score may rest on: below it (most images ties or of the
+# blank image's class) every score is None, a missing value the report counts. At 10 the 90 % Student-t
+# interval's half-width is 1.83 standard errors (t(0.95, 9)); at 2 or 3 it would be 6.3 or 2.9, and one image
+# (one run scored 1 of 64) has no spread at all.
+MIN_SCORED = 10
 BATCH = 256
 # The smoke-test scale explains fewer images with fewer curve points and perturbations (the same for
 # every run of a scale; each evaluation.json records them). The workflow and `introspect plan` read these.
@@ -218,24 +224,28 @@ def faithfulness(curves: dict[str, torch.Tensor], clean: torch.Tensor, scored: t
 
     The real maps' areas still mix in the model's margins and its mix of classes (random maps score
     differently per model), so each map is scored against random maps **on the same images and the
-    same model**: per image real − random, whose mean over the scored images, with its 95 % Student-t
+    same model**: per image real − random, whose mean over the scored images, with its 90 % Student-t
     interval over images (M is a common factor: it scales the mean and the interval alike), is the
     relative score: below 0 on deletion and above 0 on insertion when the map is more faithful than
     chance; random maps score about 0, a map ranked backwards the other way.
 
+    A score needs at least :data:`MIN_SCORED` scored images: with fewer (most of the subset ties or
+    of the blank image's class) every score is None, a missing value the report counts and names,
+    never a mean of one or two images.
+
     Returns ``deletion_auc``, ``insertion_auc`` (the real maps), ``{score}_auc_{name}`` for the other
     names, ``{score}_auc[_{name}]_relative`` and ``..._relative_ci`` for every name but "random",
-    ``faithfulness_scale`` (M, in logits) and ``faithfulness_images`` (how many were scored); every
-    score None when no image is."""
+    ``faithfulness_scale`` (M, in logits), ``faithfulness_images`` (how many were scored) and
+    ``faithfulness_min_images`` (:data:`MIN_SCORED`); every score None when fewer images are scored."""
     n = int(scored.sum())
-    out: dict = {"faithfulness_images": n, "faithfulness_scale": None}
+    out: dict = {"faithfulness_images": n, "faithfulness_scale": None, "faithfulness_min_images": MIN_SCORED}
     names = [("" if name == "real" else f"_{name}", name) for name in curves]
     for score in ("deletion", "insertion"):
         for suffix, name in names:
             out[f"{score}_auc{suffix}"] = None
             if name != "random":
                 out[f"{score}_auc{suffix}_relative"] = out[f"{score}_auc{suffix}_relative_ci"] = None
-    if not n:
+    if n < MIN_SCORED:
         return out
     scale = torch.quantile(clean[scored].double(), 0.5)
     areas = {name: torch.trapezoid(c[:, scored] / scale, dx=1.0 / steps, dim=-1) for name, c in curves.items()}
@@ -366,7 +376,7 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
     run = Path(run)
     dev = pick_device(device)
     cfg, model = load_run(run, dev)
-    data = prepared(str(cfg["dataset"]["path"]))
+    data = for_run(prepared(str(cfg["dataset"]["path"])), cfg["dataset"])
     logits, labels = [], []
     with torch.no_grad():
         for x, y in loader(data, "test", BATCH, dev).batches():
@@ -384,7 +394,7 @@ def evaluate_run(run: Path, out: Path | None = None, images: int = IMAGES, expla
     result.update(quality)
     result.update(pair_scores(quality["similarity"], data["classes"]))
     result.update({"code_sha256": tool_digest("evaluate"), "explainer": explainer, "classes": [str(c) for c in data["classes"]], "steps": steps,
-                   "baseline": BASELINE, "infidelity_noise_std": NOISE_STD, "infidelity_perturbations": perturbations,
+                   "baseline": BASELINE[cfg["dataset"].get("scaling", "standardize")], "infidelity_noise_std": NOISE_STD, "infidelity_perturbations": perturbations,
                    "teacher": teacher_folder,
                    "teacher_checkpoint_sha256": checkpoint_digest(Path(teacher_folder)) if teacher_folder else None})
     save_json(result, Path(out) if out else run / NAME)

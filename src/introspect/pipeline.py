@@ -18,7 +18,7 @@ from .data import DATASETS
 from .explain import build_explainer
 from .methods import METHODS
 from .registry import ConfigError
-from .scales import SCALES, at_scale  # noqa: F401  (at_scale: part of this module's interface)
+from .scales import REQUIRED, SCALES, at_scale  # noqa: F401  (at_scale: part of this module's interface)
 from .methods.runs import build
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -101,6 +101,13 @@ class Plan:
         """The explainer of the Figures 1-2 maps of run ``run_id`` (None: the run's own)."""
         return next(self.explainers.get(ds) for ds, runs in self.explained_runs().items() if run_id in {r.id for r in runs})
 
+    def missing_data(self, raw: Path = Path("data/raw")) -> list[str]:
+        """One line per dataset of this plan that is neither prepared (its data/processed file) nor
+        readable offline from ``raw``: where its files go and how to get them."""
+        paths = {r.dataset: r.resolved["dataset"]["path"] for r in self.runs.values()}
+        return [line for ds, path in sorted(paths.items())
+                if not Path(path).is_file() and (line := DATASETS.get(ds)().missing(Path(raw) / ds)) is not None]
+
     def explained_runs(self) -> dict[str, list[Run]]:
         """Paper dataset -> every run whose explanations.pt is computed (``explained``; a plan built by
         hand with only ``explanations`` explains that one run)."""
@@ -121,6 +128,10 @@ def check_schema(params: dict, schema_path: Path = SCHEMA) -> None:
     import jsonschema
 
     schema = yaml.safe_load(Path(schema_path).read_text())
+    defs = schema.get("$defs", {})
+    if "scale" in defs:  # the scales are introspect.scales' table, not spelled out in the schema
+        defs["scale"]["enum"] = list(SCALES)
+        defs["per_scale"]["required"] = list(REQUIRED)
     validator = jsonschema.Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:
@@ -192,6 +203,9 @@ def plan(params: dict, scale: str | None = None, schema_path: Path = SCHEMA) -> 
     scale = scale or params["scale"]
     p = at_scale({k: v for k, v in params.items() if k != "scale"}, scale)
     expand = Expansion(p, scale)
+    unknown = sorted(set() if p.get("select_tables", "all") == "all" else set(p["select_tables"]) - set(p["tables"]))
+    if unknown:
+        raise ConfigError(f"select_tables: {unknown[0]!r} is not a table; tables: {', '.join(p['tables'])}")
     tables = [table for name, t in p["tables"].items() if (table := expand.table(name, t)) is not None]
     explanations, explainers, explained = expand.explanations()
     return Plan(scale, list(p["seeds"]), float(p.get("significance", 0.05)), tables, expand.runs, explanations,
@@ -270,8 +284,9 @@ class Expansion:
         if t["dataset"] not in p["datasets"]:
             raise ConfigError(f"tables.{name}.dataset: {t['dataset']!r} is not in datasets; choices: {', '.join(p['datasets'])}")
         dataset = p["datasets"][t["dataset"]]
-        if dataset is None or self.scale not in t.get("scales", SCALES):
-            return None  # not at this scale: its paper dataset maps to ~ (datasets), or its `scales` leave it out
+        selected = p.get("select_tables", "all")
+        if dataset is None or self.scale not in t.get("scales", SCALES) or (selected != "all" and name not in selected):
+            return None  # not at this scale: its paper dataset maps to ~ (datasets), its `scales` or select_tables leave it out
         spec = t.get("teacher") or {}
         teacher = self.teacher(f"tables.{name}.teacher", dataset, spec) if "model" in spec else None
         rows = [self.row(name, t, label, r, dataset, teacher) for label, r in t["rows"].items()

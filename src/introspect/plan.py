@@ -29,6 +29,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import subset_counts
 from .evaluate import settings as evaluate_settings
 from .pipeline import Plan, Run
 
@@ -61,9 +62,15 @@ def n_explain_jobs(plan: Plan) -> int:
     return sum(len(runs) for runs in plan.explained_runs().values())
 
 
-def train_images(dataset: str) -> int:
-    n = FULL_TRAIN[dataset]
-    return n - math.ceil(n * VAL_FRACTION)
+def split_images(run: Run) -> tuple[int, int]:
+    """(train, val) images of ``run``: its dataset's, after the val split and its ``dataset.subset``."""
+    n = FULL_TRAIN[run.dataset]
+    val = math.ceil(n * VAL_FRACTION)
+    return subset_counts(n - val, val, run.resolved["dataset"].get("subset"))
+
+
+def train_images(run: Run) -> int:
+    return split_images(run)[0]
 
 
 def cost_label(run: Run) -> str:
@@ -145,8 +152,8 @@ def run_seconds(run: Run, step_ms: dict[str, float], batch_size: int) -> float |
         return None
     per_image = {k: step_ms[k] / 1000 / batch_size for k in ("ce", label)}
     epochs, warm = epochs_of(run), warmup_of(run)
-    train = train_images(run.dataset) * (warm * per_image["ce"] + (epochs - warm) * per_image[label])
-    evaluation = epochs * (FULL_TRAIN[run.dataset] - train_images(run.dataset) + TEST[run.dataset]) * per_image["ce"] * EVAL_SHARE
+    train = train_images(run) * (warm * per_image["ce"] + (epochs - warm) * per_image[label])
+    evaluation = epochs * (split_images(run)[1] + TEST[run.dataset]) * per_image["ce"] * EVAL_SHARE
     return train + evaluation
 
 
@@ -285,8 +292,8 @@ def probe_points(bench: dict) -> list[tuple[str, int, str]]:
 
 def calibrate(bench: dict | None, probe=None, steps: int = PROBE_STEPS) -> Calibration:
     """Bring a bench made on another CPU to this one: time a few of its own CE steps here (one
-    thread, CPU seconds of this process, the median of ``steps``, as `introspect bench --cpu-time`
-    timed them) and take the median over them of this CPU's step time over the bench's: every
+    thread, CPU seconds of this process, the median of ``steps``; `introspect bench --cpu-time`
+    times the median of its own --steps, 5 and 3 for the shipped bench) and take the median over them of this CPU's step time over the bench's: every
     estimate is scaled by it. ``probe(points, steps)`` -> ({point: median ms}, wall / CPU seconds)
     times the points (default: :func:`introspect.bench.probe`). Only a bench timed in CPU seconds
     (``clock: process_time``) is calibrated; another is used as it is, and the note says so."""
@@ -327,7 +334,7 @@ def estimate(plan: Plan, bench: dict | None, speed: float = 1.0) -> dict:
     support = set(plan.runs) - set().union(*shown.values())
     passes, hours, evaluate, unmeasured = {}, {}, {}, {}
     for run_id, run in plan.runs.items():
-        passes[run_id] = epochs_of(run) * train_images(run.dataset) if run.dataset in FULL_TRAIN else None
+        passes[run_id] = epochs_of(run) * train_images(run) if run.dataset in FULL_TRAIN else None
         step_ms, batch = steps_for(run, bench)
         seconds = run_seconds(run, step_ms, batch)
         if seconds is None:

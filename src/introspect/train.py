@@ -25,8 +25,8 @@ import torch
 from torch.nn import functional as F
 
 from .checkpoint import NAME, CheckpointError, load_latest, model_weights, read_checkpoint, save_checkpoint
-from .data import DataError, load_prepared, loader, pick_device, speed_settings
-from .fileio import save_json, save_parquet
+from .data import DataError, for_run, load_prepared, loader, pick_device, speed_settings
+from .fileio import WriteError, save_json, save_parquet
 from .methods.base import Method
 from .methods.runs import build, refusals
 from .provenance import differences, of_run
@@ -171,11 +171,16 @@ def train(cfg: dict, out: Path, log=None, supersede: bool = False, cache: Path |
     the moment of the call (not of the import: a caller may have redirected it since).
     """
     run = prepare(cfg, Path(out), log or sys.stderr)
-    history, finished = resume_or_restore(run, supersede, cache, restore)
-    if finished is not None:
-        return finished
-    train_epochs(run, history)
-    return finish(run, history, cache, restore)
+    try:
+        history, finished = resume_or_restore(run, supersede, cache, restore)
+        if finished is not None:
+            return finished
+        train_epochs(run, history)
+        return finish(run, history, cache, restore)
+    except WriteError as exc:  # no space, no permission: say which epoch the same command resumes from
+        state, _ = load_latest(run.out)
+        exc.kept = f"epoch {len(state['history'])}'s checkpoint is kept" if state else "no checkpoint of this run was written yet"
+        raise
 
 
 def prepare(cfg: dict, out: Path, log) -> Training:
@@ -186,6 +191,7 @@ def prepare(cfg: dict, out: Path, log) -> Training:
     data = load_prepared(Path(cfg["dataset"]["path"]), cfg["dataset"]["name"])
     if data["name"] != cfg["dataset"]["name"]:
         raise DataError(f"{cfg['dataset']['path']}: holds {data['name']!r}, not {cfg['dataset']['name']!r}")
+    data = for_run(data, cfg["dataset"])
     name = f"{cfg['dataset']['name']}/{cfg['model']['name']}/{cfg['method']['name']} seed{cfg['seed']}"
     cfg = {**cfg, "provenance": of_run(cfg, data["sha256"])}
 

@@ -12,6 +12,8 @@ try:
     PLAN = pipeline.plan(config)
 except ConfigError as exc:
     sys.exit(f"introspect: config error: {exc}")
+for _line in PLAN.missing_data():  # its prepare job would fail: say now, once, how to get the data
+    print(f"introspect: data missing: {_line}", file=sys.stderr)
 
 # The run cache folder of every train job (introspect.runcache): $INTROSPECT_CACHE when set, else
 # params.yaml's run_cache.dir. An environment variable, not a param: pointing at another cache reruns no job.
@@ -136,14 +138,18 @@ REPORT_RULES = {"report"}
 def mark_report_out_of_date():
     import time
 
+    from introspect.fileio import WriteError
     from introspect.status import mark_out_of_date
 
     rules = [job.rule.name for job in workflow.dag.needrun_jobs()]
     changing = sorted({r for r in rules if r not in REPORT_RULES})
     if changing:
         count = sum(r not in REPORT_RULES for r in rules)
-        mark_out_of_date(Path("reports/index.md"), f"a workflow run started {time.strftime('%Y-%m-%d %H:%M:%S')} "
-                         f"is changing results/ ({count} job{'s' * (count != 1)}: {', '.join(changing)})")
+        try:
+            mark_out_of_date(Path("reports/index.md"), f"a workflow run started {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                             f"is changing results/ ({count} job{'s' * (count != 1)}: {', '.join(changing)})")
+        except WriteError as exc:  # the old report stays whole; the jobs will say the same when they write
+            print(f"introspect: warning: {exc}", file=sys.stderr)
 
 
 # The prepare job's inputs (data.smk): an image folder's files.

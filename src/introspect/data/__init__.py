@@ -14,7 +14,7 @@ from .base import DATASETS, SPLITS, DataError, Source
 from .device import AUGMENTATIONS, DeviceLoader, augment_batch, loader, pick_device, speed_settings
 from .download import torchvision_split
 from .folder import Folder
-from .prepared import checksum, load_prepared, prepare, stratified_split
+from .prepared import SCALINGS, checksum, for_run, load_prepared, prepare, stratified_split, subset_counts
 
 from . import sources  # noqa: E402  (after the names a source file imports from this package)
 
@@ -22,5 +22,5 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(sources.__path__)):
     importlib.import_module(f"{sources.__name__}.{_module}")
 
 __all__ = ["AUGMENTATIONS", "DATASETS", "SPLITS", "DataError", "DeviceLoader", "Folder", "Source", "augment_batch",
-           "checksum", "load_prepared", "loader", "pick_device", "prepare", "speed_settings", "stratified_split",
+           "SCALINGS", "checksum", "for_run", "load_prepared", "subset_counts", "loader", "pick_device", "prepare", "speed_settings", "stratified_split",
            "torchvision_split"]

@@ -42,6 +42,11 @@ class Source:
     real_subset_of: str | None = None  # the dataset whose real images this one is a part of (mnist5k: mnist)
     recipes: dict[str, dict] = {}  # model family (or "*") -> {epochs, batch_size, optim: {...}}
 
+    def missing(self, raw: Path) -> str | None:
+        """Why ``fetch(raw)`` would need files that are not in ``raw``, and how to get them, in one line;
+        None when it can read offline (a dataset shipped by a package, or files that are there)."""
+        return None
+
     def fetch(self, raw: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Return {"train": (x, y), "test": (x, y)}, x uint8 [N, C, H, W], y int64 [N]. ``raw`` is
         this dataset's own folder of raw files (``data/raw/<name>`` in the workflow)."""

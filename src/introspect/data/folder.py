@@ -41,6 +41,7 @@ class Folder(Source):
     test_fraction: float = 0.2  # held out as the test split when the folder gives none
     split_seed: int = 0
     same_size: bool = True  # every image of the folder has one size (a stray thumbnail is an error)
+    exact_size: bool = False  # every image is size x size already (a copy of a fixed-size dataset): never resized
 
     def fetch(self, raw: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         from .prepared import stratified_split
@@ -77,18 +78,23 @@ class Folder(Source):
                 labels.append(label)
         return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
 
-    def read_image(self, path: Path) -> np.ndarray:
-        """One image as uint8 [C, size, size]; a DataError naming the file when it does not fit."""
+    def read_image(self, source, name: str | None = None) -> np.ndarray:
+        """One image as uint8 [C, size, size]; a DataError naming the file when it does not fit.
+        ``source``: a file, or a binary stream with ``name`` for the messages (an image stored in a table)."""
         from PIL import Image
 
+        path = name or source
         try:
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 img.load()
                 mode, size = img.mode, img.size
                 bands = len(img.getbands())
                 if mode != MODES[self.channels]:
                     raise DataError(f"{path}: mode {mode} ({bands} channel{'s' * (bands != 1)}); the dataset declares "
                                     f"{self.channels} ({MODES[self.channels]}); convert it, e.g. Image.convert({MODES[self.channels]!r})")
+                if self.exact_size and size != (self.size, self.size):
+                    raise DataError(f"{path}: {size[0]}x{size[1]} pixels; {type(self).__name__} images are "
+                                    f"{self.size}x{self.size}")
                 if self.same_size:
                     if self._first_size is None:
                         self._first_size = size

@@ -81,6 +81,54 @@ def prepare(name: str, out: Path, raw: Path = Path("data/raw"), val_fraction: fl
     return {s: len(splits[s][1]) for s in SPLITS} | {"path": str(out), "sha256": payload["sha256"]}
 
 
+SCALINGS = ("standardize", "unit")  # dataset.scaling: by the train split's per-channel mean and std, or pixel / 255
+SUBSET_SEED = 0  # every run of a subset sees the same images, whatever its own seed: runs pair across methods
+
+
+def subset_counts(train: int, val: int, subset: int | None) -> tuple[int, int]:
+    """(train, val) images a run with ``dataset.subset`` keeps of a prepared (train, val): ``subset``
+    training images and the same share of the validation images (at least 1)."""
+    if subset is None or subset >= train:
+        return train, val
+    return subset, max(1, round(val * subset / train))
+
+
+def take_stratified(y: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    """Sorted indices of a seeded (SUBSET_SEED), stratified choice of ``n`` of the labels ``y`` (all when n >= len)."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(y):
+        return torch.arange(len(y))
+    try:
+        kept = train_test_split(np.arange(len(y)), train_size=n, stratify=y.numpy(), random_state=SUBSET_SEED)[0]
+    except ValueError:  # fewer images asked for than classes
+        raise DataError(f"{what}: too few for a stratified choice (one image per class at least)") from None
+    return torch.from_numpy(np.sort(kept))
+
+
+def for_run(payload: dict, dataset: dict) -> dict:
+    """The prepared data as a run sees it, by its resolved ``dataset`` config: ``subset`` (a number of
+    training images, or None: all) keeps a seeded stratified part of the train split and the same
+    share of val, the test split whole; ``scaling`` ``standardize`` normalizes by the prepared train
+    split's per-channel mean and std (those of the whole split, a property of the dataset), ``unit``
+    feeds pixel / 255 in [0, 1] (mean 0, std 1 in the loader). Returns a new payload; the file's
+    tensors are not copied."""
+    t = dict(payload["tensors"])
+    subset = dataset.get("subset")
+    if subset is not None:
+        n_train, n_val = subset_counts(len(t["y_train"]), len(t["y_val"]), subset)
+        for split, n in (("train", n_train), ("val", n_val)):
+            keep = take_stratified(t[f"y_{split}"], n, f"dataset.subset: {n} images of the {split} split")
+            t[f"x_{split}"], t[f"y_{split}"] = t[f"x_{split}"][keep], t[f"y_{split}"][keep]
+    scaling = dataset.get("scaling", "standardize")
+    if scaling not in SCALINGS:
+        raise ConfigError(f"dataset.scaling: {scaling!r}; choices: {', '.join(SCALINGS)}")
+    mean, std = payload["mean"], payload["std"]
+    if scaling == "unit":
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
+    return {**payload, "tensors": t, "mean": mean, "std": std}
+
+
 def load_prepared(path: Path, dataset: str | None = None) -> dict:
     """Load a prepared file and verify its checksum; a DataError naming the file otherwise.
     ``dataset``: the name the file is prepared from (default: the file's stem, data/processed/<name>.pt)."""

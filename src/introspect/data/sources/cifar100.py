@@ -1,8 +1,10 @@
-"""CIFAR-100 (torchvision): 50,000 / 10,000 32x32 colour images of 100 fine classes, downloaded
-into data/raw/cifar100 when online. Trained with CIFAR10's recipes (TAKD trains both alike)."""
-from introspect.data import DATASETS, Source
+"""CIFAR-100: 50,000 / 10,000 32x32 colour images of 100 fine classes, read from the layouts CIFAR10
+is read from (torchvision's files, a folder per class, a parquet export with ``fine_label``),
+downloaded into data/raw/cifar100 only when none is there. Trained with CIFAR10's recipes (TAKD
+trains both alike)."""
+from introspect.data import DATASETS
 
-from .cifar10 import CIFAR10, color_split
+from .cifar10 import CIFAR10
 
 # torchvision's fine label names, in label order (its meta file's fine_label_names)
 CLASSES = (
@@ -17,10 +19,6 @@ CLASSES = (
 
 
 @DATASETS.register("cifar100")
-class CIFAR100(Source):
-    channels, size, augment = 3, 32, "crop_flip"
-    classes = tuple(CLASSES)
-    recipes = CIFAR10.recipes  # the very same recipes, not a copy
-
-    def fetch(self, raw):
-        return {split: color_split("CIFAR100", raw, "cifar100", train) for split, train in (("train", True), ("test", False))}
+class CIFAR100(CIFAR10):
+    classes = tuple(CLASSES)  # the recipes and the reading are CIFAR10's (inherited, not copied)
+    name, torchvision_name, label_column = "cifar100", "CIFAR100", "fine_label"
