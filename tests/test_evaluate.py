@@ -77,7 +77,10 @@ def test_deletion_and_insertion_scores_by_hand():
     backwards = margin_curves(SumLogit(), x, -x[:, 0], classes, steps=4)
     assert real[:, 0].tolist() == [[10, 6, 3, 1, 0], [0, 4, 7, 9, 10]]  # deletion, insertion of image 1
     assert backwards[:, 0].tolist() == [[10, 9, 7, 4, 0], [0, 1, 3, 6, 10]]
-    scores = faithfulness({"real": real, "random": backwards}, torch.tensor([10.0, 20.0]), torch.tensor([True, True]), 4)
+    assert faithfulness({"real": real, "random": backwards}, torch.tensor([10.0, 20.0]), torch.tensor([True, True]),
+                        4)["deletion_auc"] is None  # two images are fewer than MIN_SCORED: no score
+    scores = faithfulness({"real": real, "random": backwards}, torch.tensor([10.0, 20.0]), torch.tensor([True, True]), 4,
+                          min_images=1)
     area = lambda ys, k: trapezoid([k * y / 15 for y in ys], 0.25)  # noqa: E731  image k (1 or 2) in units of M
     assert scores["faithfulness_scale"] == 15.0 and scores["faithfulness_images"] == 2
     assert scores["deletion_auc"] == pytest.approx((area([10, 6, 3, 1, 0], 1) + area([10, 6, 3, 1, 0], 2)) / 2)  # (3.75 + 7.5) / 15 / 2
@@ -91,7 +94,7 @@ def test_deletion_and_insertion_scores_by_hand():
     assert scores["insertion_auc_relative"] == pytest.approx(-mean)  # the mirror image: +0.25
     # nothing is clipped: a baseline of -3 turns the margin negative (class 1 leads): 10, 3, -3, -8, -12
     low = margin_curves(SumLogit(), x[:1], x[:1, 0], classes[:1], steps=4, baseline=-3.0)
-    scores = faithfulness({"real": low, "random": low}, torch.tensor([10.0]), torch.tensor([True]), 4)
+    scores = faithfulness({"real": low, "random": low}, torch.tensor([10.0]), torch.tensor([True]), 4, min_images=1)
     assert scores["deletion_auc"] == pytest.approx(trapezoid([1.0, 0.3, -0.3, -0.8, -1.2], 0.25))
     assert scores["deletion_auc_relative"] == 0.0 and scores["deletion_auc_relative_ci"] is None  # one image
 
@@ -279,7 +282,7 @@ def test_teacher_agreement_cosine_by_hand():
 
 KEYS = {"run", "checkpoint_sha256", "test_images", "nll", "ece", "brier", "reliability", "deletion_auc",
         "insertion_auc", "deletion_auc_random", "insertion_auc_random", "deletion_auc_relative", "insertion_auc_relative",
-        "deletion_auc_relative_ci", "insertion_auc_relative_ci", "faithfulness_images", "faithfulness_ties",
+        "deletion_auc_relative_ci", "insertion_auc_relative_ci", "faithfulness_images", "faithfulness_min_images", "faithfulness_ties",
         "faithfulness_blank", "faithfulness_scale", "blank_class", "random_maps_seed",
         "infidelity", "teacher_agreement", "similarity", "images", "explainer", "classes", "steps",
         "baseline", "infidelity_noise_std", "infidelity_perturbations", "teacher", "teacher_checkpoint_sha256",
@@ -308,7 +311,11 @@ def test_introspect_evaluate_writes_every_key(teacher_run, kd_student, tmp_path,
     assert sum(teacher["reliability"]["count"]) == teacher["test_images"]
     assert 0 <= teacher["ece"] <= 1 and 0 <= teacher["brier"] <= 2 and teacher["nll"] > 0
     assert teacher["faithfulness_images"] + teacher["faithfulness_ties"] + teacher["faithfulness_blank"] == 40
-    assert all(math.isfinite(teacher[k]) for k in ("deletion_auc", "insertion_auc_random", "insertion_auc_relative"))
+    scores = [teacher[k] for k in ("deletion_auc", "insertion_auc_random", "insertion_auc_relative")]
+    if teacher["faithfulness_images"] >= teacher["faithfulness_min_images"]:  # a score only on enough images
+        assert all(math.isfinite(v) for v in scores)
+    else:
+        assert all(v is None for v in scores)
     assert teacher["code_sha256"] == tool_digest("evaluate")
 
     # a student of another architecture (cnn6 from resnet8): agreement with its teacher, written in its run folder

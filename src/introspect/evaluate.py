@@ -206,7 +206,8 @@ def mean_interval(values: torch.Tensor, level: float = CI_LEVEL) -> tuple[float,
     return mean, [mean - half, mean + half]
 
 
-def faithfulness(curves: dict[str, torch.Tensor], clean: torch.Tensor, scored: torch.Tensor, steps: int) -> dict:
+def faithfulness(curves: dict[str, torch.Tensor], clean: torch.Tensor, scored: torch.Tensor, steps: int,
+                 min_images: int = MIN_SCORED) -> dict:
     """Deletion and insertion scores of the maps behind ``curves`` (name -> :func:`margin_curves` of
     the same n images, "real" the explainer's maps, "random" random maps), over the ``scored`` [n]
     images; ``clean`` [n] is their clean margins m(x).
@@ -236,16 +237,16 @@ def faithfulness(curves: dict[str, torch.Tensor], clean: torch.Tensor, scored: t
     Returns ``deletion_auc``, ``insertion_auc`` (the real maps), ``{score}_auc_{name}`` for the other
     names, ``{score}_auc[_{name}]_relative`` and ``..._relative_ci`` for every name but "random",
     ``faithfulness_scale`` (M, in logits), ``faithfulness_images`` (how many were scored) and
-    ``faithfulness_min_images`` (:data:`MIN_SCORED`); every score None when fewer images are scored."""
+    ``faithfulness_min_images`` (``min_images``, :data:`MIN_SCORED`); every score None when fewer images are scored."""
     n = int(scored.sum())
-    out: dict = {"faithfulness_images": n, "faithfulness_scale": None, "faithfulness_min_images": MIN_SCORED}
+    out: dict = {"faithfulness_images": n, "faithfulness_scale": None, "faithfulness_min_images": min_images}
     names = [("" if name == "real" else f"_{name}", name) for name in curves]
     for score in ("deletion", "insertion"):
         for suffix, name in names:
             out[f"{score}_auc{suffix}"] = None
             if name != "random":
                 out[f"{score}_auc{suffix}_relative"] = out[f"{score}_auc{suffix}_relative_ci"] = None
-    if n < MIN_SCORED:
+    if n < min_images:
         return out
     scale = torch.quantile(clean[scored].double(), 0.5)
     areas = {name: torch.trapezoid(c[:, scored] / scale, dx=1.0 / steps, dim=-1) for name, c in curves.items()}

@@ -81,8 +81,9 @@ def what_it_can_decide(plan: Plan, evaluated: list) -> str:
                      "show no difference to the paper, and their verdicts only exercise the pipeline.")
     if subsets:
         notes.append(f"**Reduced data**: real images of the paper's dataset, fewer of them ({'; '.join(subsets)}), "
-                     "with another test split: no difference to the paper's numbers (another training and test "
-                     "set), and verdicts on what these images show where the runs follow the paper's recipe, marked "
+                     "(a real subset such as mnist5k has its own test split; a dataset.subset keeps the dataset's "
+                     "test set): no difference to the paper's numbers (another, smaller training set), and verdicts "
+                     "on what these images show where the runs follow the paper's recipe, marked "
                      "\"reduced data\", never decided.")
     if len(plan.seeds) < MIN_SEEDS:
         notes.append(f"With {len(plan.seeds)} seed{'s' * (len(plan.seeds) != 1)} per run (fewer than "
