@@ -216,7 +216,8 @@ class Expansion:
     """The runs of a validated params dict at one scale (``p``: :func:`at_scale`'s), built in three
     steps: a table's teachers (:meth:`teacher`), its rows (:meth:`table`, :meth:`row`), then the
     runs whose explanations the figures use (:meth:`explanations`). Every run goes through
-    :meth:`add`, which resolves and builds its config once per seed."""
+    :meth:`add`, which resolves its config once per seed and builds it (the model and method:
+    impossible combinations fail here) once per row and model."""
 
     def __init__(self, p: dict, scale: str):
         self.p, self.scale = p, scale
@@ -254,7 +255,8 @@ class Expansion:
                 user["init"] = f"results/{init(seed)}"
             try:
                 resolved = resolve(user)
-                build(resolved)
+                if seed == p["seeds"][0]:  # the seeds' configs differ in the seed and the runs they learn from only
+                    build(resolved)
             except ConfigError as exc:
                 raise at_origin(exc, key, origins) from None
             run = Run(dataset, model, variant, seed, user, needs, resolved)
