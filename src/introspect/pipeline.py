@@ -33,12 +33,17 @@ class Run:
     config: dict = field(compare=False, hash=False)  # the user config handed to `introspect train`
     needs: tuple[str, ...] = field(default=(), compare=False, hash=False)  # runs to finish first (teacher, init)
     # ``config`` resolved (introspect.config.resolve), once, when the plan is expanded: what the plan's
-    # estimates, the staleness check and the report read (empty on a Run made only for its id)
+    # estimates, the staleness check and the report read
     resolved: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def id(self) -> str:
-        return f"{self.dataset}/{self.model}/{self.variant}/seed{self.seed}"
+        return run_id(self.dataset, self.model, self.variant, self.seed)
+
+
+def run_id(dataset: str, model: str, variant: str, seed: int) -> str:
+    """A run's id, also the path of its folder under results/: ``{dataset}/{model}/{variant}/seed{seed}``."""
+    return f"{dataset}/{model}/{variant}/seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class Plan:
     def shown(self, table: Table) -> set[str]:
         """The ids of the runs ``table`` shows (its rows' variants on its models, every seed); not the
         teachers, assistants and stages it learns from."""
-        ids = {Run(table.dataset, m, v, s, {}).id for r in table.rows for m in table.models for v in r.variants
+        ids = {run_id(table.dataset, m, v, s) for r in table.rows for m in table.models for v in r.variants
                for s in self.seeds}
         return ids & set(self.runs)
 
@@ -270,7 +275,7 @@ class Expansion:
         method = spec.get("method", "ce")
         needs_teacher = METHODS.get(method, f"{key}.method").needs_teacher
         model = spec["model"]
-        base = lambda seed: f"{dataset}/{model}/teacher/seed{seed}"  # noqa: E731
+        base = lambda seed: run_id(dataset, model, "teacher", seed)  # noqa: E731
         if method == "ce" or needs_teacher:
             self.add(key, dataset, model, "teacher", "ce", {})
         if method == "ce":
@@ -317,23 +322,23 @@ class Expansion:
         for model in t["models"]:
             teacher = None
             if own is not None:
-                teacher = lambda seed, o=own: f"{dataset}/{o.model}/{o.variant}/seed{seed}"  # noqa: E731
+                teacher = lambda seed, o=own: run_id(dataset, o.model, o.variant, seed)  # noqa: E731
             elif "row" in spec:
                 if spec["row"] not in t["rows"] or t["rows"][spec["row"]].get("sweep"):
                     where = f"{key}.teacher" if "teacher" in r else f"tables.{name}.teacher"
                     raise ConfigError(f"{where}.row: {spec['row']!r} is not a row of this table without a sweep")
-                teacher = lambda seed, m=model, row=spec["row"]: f"{dataset}/{m}/{row}/seed{seed}"  # noqa: E731
+                teacher = lambda seed, m=model, row=spec["row"]: run_id(dataset, m, row, seed)  # noqa: E731
             if "assistant" in r:  # TAKD: teacher -> assistant (the row's method) -> this row's runs
                 helper = r["assistant"].get(model)
                 if helper is None:
                     raise ConfigError(f"{key}.assistant: no assistant for model {model}; given for: {', '.join(r['assistant'])}")
                 self.add(f"{key}.assistant", dataset, helper, f"{label}_assistant", r["method"], {}, teacher)
-                teacher = lambda seed, a=helper, v=f"{label}_assistant": f"{dataset}/{a}/{v}/seed{seed}"  # noqa: E731
+                teacher = lambda seed, a=helper, v=f"{label}_assistant": run_id(dataset, a, v, seed)  # noqa: E731
             init = None
             if "stage" in r:  # FitNets / FSP: a stage run of its own whose weights start this row's runs
                 stage = r["stage"]
                 self.add(f"{key}.stage", dataset, model, f"{label}_stage", stage["method"], {"epochs": stage["epochs"]}, teacher)
-                init = lambda seed, m=model, v=f"{label}_stage": f"{dataset}/{m}/{v}/seed{seed}"  # noqa: E731
+                init = lambda seed, m=model, v=f"{label}_stage": run_id(dataset, m, v, seed)  # noqa: E731
             for variant, value in variants.items():
                 sets = dict(r.get("set") or {})
                 places = {k: f"{key}.set.{k}" for k in sets}
@@ -360,15 +365,13 @@ class Expansion:
                 raise ConfigError(f"explanations.{paper_ds}.seed: {seed} is not one of the explained seeds "
                                   f"({', '.join(map(str, seeds))}: explanations.{paper_ds}.seeds, else the scale's seeds)")
             for s in seeds:
-                run_id = f"{dataset}/{e['model']}/{e['row']}/seed{s}"
-                if run_id not in runs:
-                    raise ConfigError(f"explanations.{paper_ds}: run {run_id} is not in any table")
-            explained[paper_ds] = [runs[f"{dataset}/{e['model']}/{e['row']}/seed{s}"] for s in seeds]
-            run_id = f"{dataset}/{e['model']}/{e['row']}/seed{seed}"
-            explanations[paper_ds] = runs[run_id]
+                if (missing := run_id(dataset, e["model"], e["row"], s)) not in runs:
+                    raise ConfigError(f"explanations.{paper_ds}: run {missing} is not in any table")
+            explained[paper_ds] = [runs[run_id(dataset, e["model"], e["row"], s)] for s in seeds]
+            explanations[paper_ds] = runs[run_id(dataset, e["model"], e["row"], seed)]
             explainers[paper_ds] = e.get("explainer")
             if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
-                build_explainer(explainers[paper_ds], build(runs[run_id].resolved)[0], f"explanations.{paper_ds}.explainer")
+                build_explainer(explainers[paper_ds], build(explanations[paper_ds].resolved)[0], f"explanations.{paper_ds}.explainer")
         return explanations, explainers, explained
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .data import subset_counts
 from .evaluate import settings as evaluate_settings
-from .pipeline import Plan, Run
+from .pipeline import Plan, Run, run_id
 
 # Split sizes of the built-in datasets; a dataset of your own (docs/your-data.md) is not estimated:
 # its rows are named as such ("?"), never counted as 0.
@@ -367,17 +367,17 @@ def seconds_per_run(plan: Plan, table: str, model: str, row: str, bench: dict | 
     if row not in rows or model not in t.models:
         raise ConfigError(f"{table}: no row {row!r} on model {model!r}; rows: {', '.join(rows)}; models: {', '.join(t.models)}")
     seed = plan.seeds[0]
-    todo = [Run(t.dataset, model, v, seed, {}).id for v in rows[row].variants]
+    todo = [run_id(t.dataset, model, v, seed) for v in rows[row].variants]
     ids: list[str] = []
     while todo:
-        run_id = todo.pop()
-        if run_id in plan.runs and run_id not in ids:
-            ids.append(run_id)
+        rid = todo.pop()
+        if rid in plan.runs and rid not in ids:
+            ids.append(rid)
             if with_support:
-                todo += list(plan.runs[run_id].needs)
+                todo += list(plan.runs[rid].needs)
     total = 0.0
-    for run_id in ids:
-        run = plan.runs[run_id]
+    for rid in ids:
+        run = plan.runs[rid]
         seconds = run_seconds(run, *steps_for(run, bench))
         if seconds is None:
             return None

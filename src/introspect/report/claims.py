@@ -19,7 +19,7 @@ from .judge import Line, Test, decide
 from .rank_check import evaluate_figure2
 from .results import PROTOCOLS, Results, Stat, diverged, metric, protocol_key
 from .tables import Paper, row_label
-from ..pipeline import Plan, Row, Run, Table
+from ..pipeline import Plan, Row, Run, Table, run_id
 
 
 @dataclass
@@ -55,7 +55,7 @@ def seed_values(results: Results, dataset: str, model: str, variant: str | None,
         return {}, ()
     key, out, nan = protocol_key(key, protocol), {}, []
     for seed in results.plan.seeds:
-        run = results.runs.get(Run(dataset, model, variant, seed, {}).id)
+        run = results.runs.get(run_id(dataset, model, variant, seed))
         value = metric(run.metrics, key) if run else None
         if value is not None:
             out[seed] = value
@@ -96,7 +96,7 @@ def side(plan: Plan, results: Results, paper_dataset: str, model: str, label: st
     table, row = found
     choice = results.choose(table.dataset, model, row)
     name = row_label(row, {model: choice}) if row.sweep_key else row.label
-    ids = [Run(table.dataset, model, choice.variant, s, {}).id for s in plan.seeds] if choice.variant else []
+    ids = [run_id(table.dataset, model, choice.variant, s) for s in plan.seeds] if choice.variant else []
     read = {p: seed_values(results, table.dataset, model, choice.variant, key, p) for p in protocols}
     return Side(name, {p: values for p, (values, _) in read.items()}, {p: nan for p, (_, nan) in read.items()},
                 len(plan.seeds), tuple(plan.runs[i] for i in ids if i in plan.runs),

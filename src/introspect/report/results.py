@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline import Plan, Row, Run, Table
+from ..pipeline import Plan, Row, Run, Table, run_id
 from ..provenance import staleness
 from ..runfolder import read_json
 
@@ -184,7 +184,7 @@ class Results:
         self.missing = sorted(set(plan.runs) - set(self.runs) - set(self.stale))
 
     def _ids(self, dataset: str, model: str, variant: str) -> list[str]:
-        return [Run(dataset, model, variant, seed, {}).id for seed in self.plan.seeds]
+        return [run_id(dataset, model, variant, seed) for seed in self.plan.seeds]
 
     def stat(self, dataset: str, model: str, variant: str | None, key: str) -> Stat:
         """Metric ``key`` (see :func:`metric`) of every present seed of one variant."""
@@ -237,7 +237,7 @@ def memberships(plan: Plan) -> dict[str, list[tuple[Table, Row]]]:
             for model in table.models:
                 for variant in row.variants:
                     for seed in plan.seeds:
-                        out.setdefault(Run(table.dataset, model, variant, seed, {}).id, []).append((table, row))
+                        out.setdefault(run_id(table.dataset, model, variant, seed), []).append((table, row))
     return out
 
 
