@@ -364,11 +364,12 @@ class Expansion:
             if seed not in seeds:
                 raise ConfigError(f"explanations.{paper_ds}.seed: {seed} is not one of the explained seeds "
                                   f"({', '.join(map(str, seeds))}: explanations.{paper_ds}.seeds, else the scale's seeds)")
-            for s in seeds:
-                if (missing := run_id(dataset, e["model"], e["row"], s)) not in runs:
-                    raise ConfigError(f"explanations.{paper_ds}: run {missing} is not in any table")
-            explained[paper_ds] = [runs[run_id(dataset, e["model"], e["row"], s)] for s in seeds]
-            explanations[paper_ds] = runs[run_id(dataset, e["model"], e["row"], seed)]
+            ids = {s: run_id(dataset, e["model"], e["row"], s) for s in seeds}
+            absent = [i for i in ids.values() if i not in runs]
+            if absent:
+                raise ConfigError(f"explanations.{paper_ds}: run {absent[0]} is not in any table")
+            explained[paper_ds] = [runs[i] for i in ids.values()]
+            explanations[paper_ds] = runs[ids[seed]]
             explainers[paper_ds] = e.get("explainer")
             if explainers[paper_ds] is not None:  # one the model can use: Grad-CAM needs a conv layer
                 build_explainer(explainers[paper_ds], build(explanations[paper_ds].resolved)[0], f"explanations.{paper_ds}.explainer")
